@@ -1,0 +1,365 @@
+"""RoutePolicy: one prompt type's route in an LLM gateway, its baseline, the cheaper candidates, the quality
+bar, how to promote and when to roll back."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Literal
+
+import pydantic
+
+from assay.api import common, evaluation
+from assay.api.common import ApiModel
+
+GatewayKind = Literal["LiteLLMConfigMap", "LiteLLMAdminAPI", "EnvoyAIGatewayRoute", "HTTPRoute"]
+
+
+class Gateway(ApiModel):
+    """Where the route lives and how assay switches it. Each kind needs its own reference."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "self.kind != 'LiteLLMConfigMap' || has(self.configMapRef)",
+                    "configMapRef is required when kind is LiteLLMConfigMap",
+                    field_path=".configMapRef",
+                    reason="FieldValueRequired",
+                ),
+                common.cel(
+                    "self.kind != 'LiteLLMAdminAPI' || (has(self.url) && has(self.masterKeySecretRef))",
+                    "url and masterKeySecretRef are required when kind is LiteLLMAdminAPI",
+                    field_path=".url",
+                    reason="FieldValueRequired",
+                ),
+                common.cel(
+                    "!(self.kind in ['EnvoyAIGatewayRoute', 'HTTPRoute']) || has(self.routeRef)",
+                    "routeRef is required when kind is EnvoyAIGatewayRoute or HTTPRoute",
+                    field_path=".routeRef",
+                    reason="FieldValueRequired",
+                ),
+            ]
+        }
+    )
+
+    kind: GatewayKind = pydantic.Field(
+        description="LiteLLMConfigMap (config.yaml in a ConfigMap; switching restarts LiteLLM), "
+        "LiteLLMAdminAPI (a LiteLLM proxy with a database: switched live through /config/update), "
+        "EnvoyAIGatewayRoute (AIGatewayRoute backendRef weights) or HTTPRoute (Gateway API backendRef weights)."
+    )
+    route: str | None = pydantic.Field(
+        default=None,
+        max_length=253,
+        description="The route name applications call (LiteLLM model alias, or the x-ai-eg-model header "
+        "value). Defaults to spec.promptType.",
+    )
+    config_map_ref: common.ConfigMapKeyRef | None = pydantic.Field(
+        default=None, description="LiteLLMConfigMap: the ConfigMap key holding LiteLLM's config.yaml."
+    )
+    deployment_ref: common.LocalObjectRef | None = pydantic.Field(
+        default=None,
+        description="LiteLLMConfigMap: the LiteLLM Deployment to roll after a config change. Omit if "
+        "something else reloads LiteLLM.",
+    )
+    url: str | None = pydantic.Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="LiteLLMAdminAPI: base URL of the LiteLLM proxy, e.g. http://litellm.llm.svc:4000.",
+    )
+    master_key_secret_ref: common.SecretKeyRef | None = pydantic.Field(
+        default=None, description="LiteLLMAdminAPI: the Secret key holding LiteLLM's master key."
+    )
+    route_ref: common.LocalObjectRef | None = pydantic.Field(
+        default=None, description="EnvoyAIGatewayRoute / HTTPRoute: the route object to reweight."
+    )
+    rule_index: int = pydantic.Field(
+        default=0,
+        ge=0,
+        le=15,
+        description="EnvoyAIGatewayRoute / HTTPRoute: which rule of the route to reweight.",
+    )
+
+
+class Promotion(ApiModel):
+    """How traffic moves to a candidate that passed."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "self.strategy != 'Canary' || (size(self.steps) > 0 && self.steps[size(self.steps) - 1] == 100"
+                    " && self.steps.isSorted())",
+                    "Canary steps must be ascending percentages ending at 100",
+                    field_path=".steps",
+                )
+            ]
+        }
+    )
+
+    strategy: Literal["Direct", "Canary"] = pydantic.Field(
+        default="Direct", description="Direct: one switch to the candidate. Canary: weights in steps."
+    )
+    steps: list[int] = pydantic.Field(
+        default_factory=lambda: [10, 50, 100],
+        max_length=10,
+        description="Canary: candidate traffic percentages, ascending, ending at 100.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100}},
+    )
+    soak_seconds: int = pydantic.Field(
+        default=300, ge=0, le=7 * 24 * 3600, description="Canary: time at each step before the next."
+    )
+    automatic: bool = pydantic.Field(
+        default=True,
+        description="Promote as soon as a candidate passes. When false, wait for the assay.dev/promote "
+        "annotation.",
+    )
+
+
+class LabelSelectorRequirement(ApiModel):
+    """A label selector requirement, as in metav1.LabelSelectorRequirement."""
+
+    key: str = pydantic.Field(description="The label key.", min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = pydantic.Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[str] = pydantic.Field(
+        default_factory=list, max_length=64, description="Values for In and NotIn; empty otherwise."
+    )
+
+
+class AlertSelector(ApiModel):
+    """Which Alertmanager alerts mean this route drifted: a label selector over the alert's labels."""
+
+    match_labels: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Alert labels that must all be equal to these values."
+    )
+    match_expressions: list[LabelSelectorRequirement] = pydantic.Field(
+        default_factory=list,
+        max_length=32,
+        description="Label selector requirements, all of which must hold.",
+    )
+
+
+class Rollback(ApiModel):
+    """When traffic goes back to the last known good route."""
+
+    alert_selector: AlertSelector | None = pydantic.Field(
+        default=None,
+        description="Firing alerts whose labels match roll the route back. Alerts must carry this policy's "
+        "namespace in a 'namespace' label, or match it through the selector. Omit to roll back only by hand.",
+    )
+    requalify_after_rollback: bool = pydantic.Field(
+        default=False,
+        description="After a rollback, qualify again automatically. When false (default), the policy stays "
+        "rolled back until the assay.dev/requalify annotation is set.",
+    )
+
+
+class Qualification(ApiModel):
+    """What each candidate is evaluated on and how the verdict is reached."""
+
+    endpoint: evaluation.Endpoint = pydantic.Field(
+        description="The OpenAI-compatible endpoint evaluation traffic goes through (usually the gateway)."
+    )
+    dataset: evaluation.Dataset = pydantic.Field(description="The team's own recorded prompts.")
+    judge: evaluation.Judge = pydantic.Field(description="The blind pairwise judge.")
+    test: evaluation.TestSettings = common.nested(
+        evaluation.TestSettings, "The sequential test and guardrails."
+    )
+    format: evaluation.OutputFormat = common.nested(evaluation.OutputFormat, "The answers' required format.")
+    execution: evaluation.Execution = common.nested(evaluation.Execution, "How the evaluation Job runs.")
+
+
+class RoutePolicySpec(ApiModel):
+    """The desired state: qualify candidates for one route, promote a winner, roll back on drift."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "self.candidates.all(c, c.model != self.baseline.model)",
+                    "every candidates[].model must differ from baseline.model",
+                    field_path=".candidates",
+                ),
+                common.cel(
+                    "self.qualification.judge.model != self.baseline.model",
+                    "qualification.judge.model must differ from baseline.model: the judge must not be a "
+                    "contestant",
+                    field_path=".qualification.judge.model",
+                ),
+                common.cel(
+                    "self.candidates.all(c, c.model != self.qualification.judge.model)",
+                    "qualification.judge.model must differ from every candidates[].model: the judge must not "
+                    "be a contestant",
+                    field_path=".qualification.judge.model",
+                ),
+                common.cel(
+                    "!has(self.pricing) || self.pricing.all(p, self.pricing.exists_one(q, q.model == p.model))",
+                    "pricing lists a model more than once",
+                    field_path=".pricing",
+                ),
+            ]
+        }
+    )
+
+    prompt_type: str = pydantic.Field(
+        description="The task this route serves, e.g. support-summary. Also the default route name.",
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_./:]*[A-Za-z0-9])?$",
+    )
+    gateway: Gateway = pydantic.Field(
+        description="The gateway route assay qualifies, promotes and rolls back."
+    )
+    baseline: evaluation.ModelRoute = pydantic.Field(description="The current model: the quality bar.")
+    candidates: list[evaluation.Candidate] = pydantic.Field(
+        min_length=1,
+        max_length=16,
+        description="Cheaper models to qualify, each in its own QualificationRun. At least one.",
+        json_schema_extra=common.list_map("name"),
+    )
+    qualification: Qualification = pydantic.Field(description="How candidates are evaluated.")
+    promotion: Promotion = common.nested(Promotion, "How a passing candidate gets the traffic.")
+    rollback: Rollback = common.nested(Rollback, "When the route goes back to the last known good one.")
+    pricing: list[evaluation.ModelPrice] = pydantic.Field(
+        default_factory=list,
+        max_length=64,
+        description="Token prices per model, for cost and projected savings. Models not listed fall back to "
+        "assay's built-in price table.",
+    )
+    paused: bool = pydantic.Field(
+        default=False, description="Stop creating runs and writing the gateway (rollbacks still happen)."
+    )
+
+
+PolicyPhase = Literal[
+    "Pending", "Qualifying", "Promoting", "Promoted", "RolledBack", "NotQualified", "Failed"
+]
+
+
+class RouteState(ApiModel):
+    """A gateway route as assay read or wrote it: which model serves it, with which weights."""
+
+    model: str | None = pydantic.Field(
+        default=None, description="Model (or model group) that serves the route."
+    )
+    candidate: str | None = pydantic.Field(
+        default=None, description="Candidate name when a candidate serves the route; empty for the baseline."
+    )
+    weights: dict[str, int] = pydantic.Field(
+        default_factory=dict, description="Backend weights, for weight-based gateways."
+    )
+    snapshot: dict[str, Any] = pydantic.Field(
+        default_factory=dict,
+        description="The adapter's exact record of the route's entries, enough to restore them in one write.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    fingerprint: str | None = pydantic.Field(
+        default=None, description="Hash of the route's entries, to notice edits made behind assay's back."
+    )
+    observed_at: datetime.datetime | None = pydantic.Field(default=None, description="When it was read.")
+
+
+class CandidateStatus(ApiModel):
+    """The latest qualification of one candidate."""
+
+    name: str = pydantic.Field(description="Candidate name.")
+    run: str | None = pydantic.Field(default=None, description="The QualificationRun deciding it.")
+    phase: str | None = pydantic.Field(default=None, description="The run's phase.")
+    reason: str | None = pydantic.Field(default=None, description="The run's reason.")
+    estimate: float | None = pydantic.Field(default=None, description="Estimated mean score.")
+    lower_bound: float | None = pydantic.Field(default=None, description="Anytime-valid lower bound.")
+    cost_per_request: float | None = pydantic.Field(default=None, description="Measured USD per request.")
+    savings_percent: float | None = pydantic.Field(
+        default=None, description="Projected saving vs the baseline."
+    )
+
+
+class Savings(ApiModel):
+    """Projected savings of the active route against the baseline, from measured tokens and prices."""
+
+    percent: float | None = pydantic.Field(
+        default=None, description="Saving in percent of the baseline's cost."
+    )
+    per_1k_requests: float | None = pydantic.Field(
+        default=None, alias="per1kRequests", description="Saving in USD per 1,000 requests."
+    )
+    display: str | None = pydantic.Field(default=None, description="Human form, e.g. '62%'.")
+
+
+class PendingAction(ApiModel):
+    """An action assay decided and has not yet finished: written before acting, so a restart converges."""
+
+    action: Literal["Promote", "RollBack"] = pydantic.Field(description="Promote or RollBack.")
+    candidate: str | None = pydantic.Field(default=None, description="Candidate being promoted.")
+    step: int | None = pydantic.Field(default=None, description="Canary step index being applied.")
+    reason: str | None = pydantic.Field(
+        default=None, description="Why (alert name, Manual, QualificationPassed)."
+    )
+    requested_at: datetime.datetime | None = pydantic.Field(default=None, description="When it was decided.")
+    started_at: datetime.datetime | None = pydantic.Field(
+        default=None, description="When the triggering signal (e.g. the alert) was received."
+    )
+
+
+class RoutePolicyStatus(ApiModel):
+    """What assay observed and did."""
+
+    phase: PolicyPhase | None = pydantic.Field(default=None, description="Where the policy is in its life.")
+    observed_generation: int | None = pydantic.Field(
+        default=None, description="The generation last reconciled."
+    )
+    conditions: list[common.Condition] = pydantic.Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready, Qualified, Promoted, RolledBack, Degraded.",
+        json_schema_extra=common.list_map("type"),
+    )
+    active_route: RouteState | None = pydantic.Field(
+        default=None, description="The route as assay last set it."
+    )
+    last_known_good: RouteState | None = pydantic.Field(
+        default=None,
+        description="The baseline route snapshot taken before the first write: always restorable.",
+    )
+    candidates: list[CandidateStatus] = pydantic.Field(
+        default_factory=list,
+        max_length=16,
+        description="Latest qualification of each candidate.",
+        json_schema_extra=common.list_map("name"),
+    )
+    promoted_candidate: str | None = pydantic.Field(default=None, description="Candidate serving the route.")
+    best_candidate: str | None = pydantic.Field(default=None, description="Best qualified candidate so far.")
+    lower_bound: float | None = pydantic.Field(default=None, description="Lower bound of the best candidate.")
+    savings: Savings | None = pydantic.Field(
+        default=None, description="Projected savings of the active route."
+    )
+    pending: PendingAction | None = pydantic.Field(default=None, description="An action under way.")
+    canary_step: int | None = pydantic.Field(default=None, description="Current canary step index.")
+    step_started_at: datetime.datetime | None = pydantic.Field(
+        default=None, description="When this step began."
+    )
+    last_alert: str | None = pydantic.Field(
+        default=None, description="Name of the last drift alert acted on."
+    )
+    handled_alerts: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=64,
+        description="Fingerprints of alerts already acted on (newest last).",
+    )
+    handled_commands: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Manual command annotations already acted on, by annotation value."
+    )
+    qualification_epoch: int = pydantic.Field(
+        default=0, description="Bumped by each requalification; part of the QualificationRun names."
+    )
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Active", "type": "string", "jsonPath": ".status.activeRoute.model"},
+    {"name": "Candidate", "type": "string", "jsonPath": ".status.bestCandidate"},
+    {"name": "Lower-Bound", "type": "number", "format": "float", "jsonPath": ".status.lowerBound"},
+    {"name": "Savings", "type": "string", "jsonPath": ".status.savings.display"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]

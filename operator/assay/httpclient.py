@@ -1,0 +1,177 @@
+"""The one HTTP client factory and retry policy: every outbound call assay makes (models, judge, gateway admin
+APIs, dataset URLs) goes through here, so timeouts, retries and backoff behave the same everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class CallFailed(Exception):
+    """A call failed after its last attempt, or with an answer retrying cannot fix (e.g. 400, 401, 404)."""
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and in each wait.
+
+    A Retry-After header (seconds or an HTTP date) from a 429 or 503 is honoured, capped at max_delay.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+
+    def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The Retry-After header in seconds, or None if absent or unreadable."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def make_async_client(
+    *,
+    base_url: str = "",
+    bearer_token: str | None = None,
+    timeout: float = 60.0,
+    max_connections: int = 100,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient with assay's defaults: explicit timeouts, a bounded pool, a bearer token if given."""
+    all_headers = {"User-Agent": "assay"}
+    if headers:
+        all_headers.update(headers)
+    if bearer_token:
+        all_headers["Authorization"] = f"Bearer {bearer_token}"
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=all_headers,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=limits,
+    )
+
+
+def make_client(
+    *, base_url: str = "", bearer_token: str | None = None, timeout: float = 30.0
+) -> httpx.Client:
+    """The synchronous twin of make_async_client, for sync code paths (gateway adapters, the CLI)."""
+    headers = {"User-Agent": "assay"}
+    if bearer_token:
+        headers["Authorization"] = f"Bearer {bearer_token}"
+    return httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _outcome(
+    result: httpx.Response | BaseException,
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    what: str,
+    rng: random.Random | None,
+) -> tuple[str, int | None, float]:
+    """Why an attempt failed, its status and how long to wait; raises CallFailed when retrying cannot help."""
+    if isinstance(result, BaseException):
+        return _describe(result), None, policy.backoff(attempt, rng=rng)
+    status = result.status_code
+    if status not in RETRYABLE_STATUS:
+        raise CallFailed(f"{what}: HTTP {status} (not retried)", status=status, attempts=attempt)
+    hinted = retry_after_seconds(result.headers) if status in (429, 503) else None
+    wait = min(policy.max_delay, hinted) if hinted is not None else policy.backoff(attempt, rng=rng)
+    return f"HTTP {status}", status, wait
+
+
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+async def send_with_retry(
+    send: Callable[[], Awaitable[httpx.Response]],
+    *,
+    policy: RetryPolicy,
+    what: str,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> httpx.Response:
+    """Call `send()` until it returns a non-retryable response, retrying 429, 5xx, timeouts and connection
+    errors with backoff. Returns a 2xx response; raises CallFailed with `what` in the message otherwise.
+    `on_retry(attempt, cause)` is told about every retry (for counters; never log bodies)."""
+    cause, status = "", None
+    for attempt in range(1, policy.max_attempts + 1):
+        result: httpx.Response | BaseException
+        try:
+            result = await send()
+        except _TRANSIENT as exc:
+            result = exc
+        if isinstance(result, httpx.Response) and result.is_success:
+            return result
+        cause, status, wait = _outcome(result, attempt=attempt, policy=policy, what=what, rng=rng)
+        if attempt < policy.max_attempts:
+            if on_retry:
+                on_retry(attempt, cause)
+            await sleep(wait)
+    raise CallFailed(
+        f"{what}: {cause} after {policy.max_attempts} attempts", status=status, attempts=policy.max_attempts
+    )
+
+
+def send_with_retry_sync(
+    send: Callable[[], httpx.Response],
+    *,
+    policy: RetryPolicy,
+    what: str,
+    sleep: Callable[[float], Any] = time.sleep,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> httpx.Response:
+    """The synchronous twin of send_with_retry, with the same rules."""
+    cause, status = "", None
+    for attempt in range(1, policy.max_attempts + 1):
+        result: httpx.Response | BaseException
+        try:
+            result = send()
+        except _TRANSIENT as exc:
+            result = exc
+        if isinstance(result, httpx.Response) and result.is_success:
+            return result
+        cause, status, wait = _outcome(result, attempt=attempt, policy=policy, what=what, rng=None)
+        if attempt < policy.max_attempts:
+            if on_retry:
+                on_retry(attempt, cause)
+            sleep(wait)
+    raise CallFailed(
+        f"{what}: {cause} after {policy.max_attempts} attempts", status=status, attempts=policy.max_attempts
+    )
