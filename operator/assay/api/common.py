@@ -45,8 +45,13 @@ def cel(
 
 
 def nested(model: type[pydantic.BaseModel], description: str) -> Any:
-    """A sub-object that defaults to its own defaults, in pydantic and in the CRD (`default: {}`)."""
-    return pydantic.Field(default_factory=model, description=description, json_schema_extra={"default": {}})
+    """A sub-object that defaults to its own defaults, in pydantic and in the CRD.
+
+    The CRD default is the fully expanded object (not `{}`): the apiserver checks CEL rules against the
+    default as written, before nested defaults would fill it in.
+    """
+    expanded = model().model_dump(by_alias=True, exclude_none=True, mode="json")
+    return pydantic.Field(default_factory=model, description=description, json_schema_extra={"default": expanded})
 
 
 def list_map(*keys: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import pydantic
+import pydantic.json_schema
 import yaml
 
 from assay import GROUP, VERSION
@@ -93,9 +94,19 @@ def structural(node: Any, defs: dict[str, Any], *, path: str = "") -> Any:
     return node
 
 
+class _FactoryDefaults(pydantic.json_schema.GenerateJsonSchema):
+    """Also emit defaults made by a default_factory (lists, maps), so the CRD defaults what pydantic does."""
+
+    def get_default_value(self, schema: Any) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            return factory()
+        return super().get_default_value(schema)
+
+
 def model_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one model."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_FactoryDefaults)
     defs = raw.pop("$defs", {})
     return structural(raw, defs)
 

@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         print(bin_dir)
         return 0
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     plane = ControlPlane(bin_dir, workdir=args.dir)
     plane.start()
     print(f"kubeconfig: {plane.kubeconfig}", flush=True)
