@@ -100,3 +100,60 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test."""
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
     return kube.create_namespace(f"t{next(_counter)}-{base}")
+
+
+class InProcessOperator:
+    """The assay operator running in a thread of the test process, against the `kube` control plane."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.thread: Any = None
+
+    def start(self) -> InProcessOperator:
+        import asyncio
+        import threading
+
+        from assay.controllers import runtime
+
+        options = runtime.OperatorOptions(metrics_port=0)
+
+        def _run() -> None:
+            asyncio.run(runtime.operate(options, stop_flag=self.stop_flag, ready_flag=self.ready_flag))
+
+        self.thread = threading.Thread(target=_run, name="assay-operator", daemon=True)
+        self.thread.start()
+        if not self.ready_flag.wait(60):
+            raise TimeoutError("operator did not become ready")
+        return self
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        if self.thread is not None:
+            self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def operator(kube: Kube) -> Iterator[InProcessOperator]:
+    """The operator in-process (kopf in a thread), authenticating with the control plane's bearer token."""
+    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
+    os.environ.setdefault("ASSAY_RECONCILE_INTERVAL", "1")
+    running = InProcessOperator().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_for(predicate: Any, *, timeout: float = 30, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll until predicate() returns something truthy; return it, or fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")

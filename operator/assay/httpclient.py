@@ -43,20 +43,32 @@ class RetryPolicy:
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The Retry-After header in seconds, or None if absent or unreadable."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    """The server's requested wait in seconds, or None if absent or unreadable.
+
+    Reads Retry-After (seconds or an HTTP date) and retry-after-ms, and the same headers as LiteLLM passes
+    them on from the provider behind it (`llm_provider-retry-after`, `llm_provider-retry-after-ms`).
+    """
+    for prefix in ("", "llm_provider-"):
+        millis = headers.get(f"{prefix}retry-after-ms")
+        if millis is not None:
+            try:
+                return max(0.0, float(millis) / 1000)
+            except ValueError:
+                pass
+        value = headers.get(f"{prefix}retry-after")
+        if value is None:
+            continue
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return None
 
 
 def make_async_client(
@@ -82,9 +94,7 @@ def make_async_client(
     )
 
 
-def make_client(
-    *, base_url: str = "", bearer_token: str | None = None, timeout: float = 30.0
-) -> httpx.Client:
+def make_client(*, base_url: str = "", bearer_token: str | None = None, timeout: float = 30.0) -> httpx.Client:
     """The synchronous twin of make_async_client, for sync code paths (gateway adapters, the CLI)."""
     headers = {"User-Agent": "assay"}
     if bearer_token:

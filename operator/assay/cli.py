@@ -1,0 +1,74 @@
+"""The `assay` command: the operator, the CRD generator, offline analysis, the evaluator and reports."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _operator(argv: Sequence[str]) -> int:
+    from assay.controllers import runtime
+
+    parser = argparse.ArgumentParser(prog="assay operator", description="Run the assay operator.")
+    parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeatable)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("ASSAY_METRICS_PORT", "8080")))
+    parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("ASSAY_WEBHOOK_PORT", "0")) or None)
+    parser.add_argument("--liveness", default=os.environ.get("ASSAY_LIVENESS_ENDPOINT"))
+    args = parser.parse_args(argv)
+    namespaces = args.namespace or [n for n in os.environ.get("ASSAY_NAMESPACES", "").split(",") if n]
+    runtime.run(
+        runtime.OperatorOptions(
+            namespaces=tuple(namespaces),
+            metrics_port=args.metrics_port,
+            liveness_endpoint=args.liveness,
+            webhook_port=args.webhook_port,
+        )
+    )
+    return 0
+
+
+def _crds(argv: Sequence[str]) -> int:
+    from assay.api import crdgen
+
+    return crdgen.main(list(argv))
+
+
+def _analyze(argv: Sequence[str]) -> int:
+    from assay.qualification import analyze
+
+    return analyze.main(list(argv))
+
+
+def _evaluate(argv: Sequence[str]) -> int:
+    from assay.evaluator import __main__ as evaluator_main
+
+    return int(evaluator_main.main(list(argv)) or 0)
+
+
+COMMANDS = {
+    "operator": (_operator, "run the operator"),
+    "crds": (_crds, "write the CRDs generated from the API models"),
+    "analyze": (_analyze, "recompute a qualification decision from evidence files"),
+    "evaluate": (_evaluate, "run the evaluator (the Job's program)"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"} or args[0] not in COMMANDS:
+        lines = [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: assay COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines), file=sys.stderr)
+        return 0 if args and args[0] in {"-h", "--help"} else 2
+    logging.basicConfig(
+        level=os.environ.get("ASSAY_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    handler, _ = COMMANDS[args[0]]
+    return handler(args[1:])
+
+
+def kubectl_plugin() -> int:
+    """`kubectl assay ...`: the same commands, for kubectl's plugin mechanism."""
+    return main()

@@ -1,0 +1,81 @@
+"""Every kopf registration in one place. Handlers are thin: they hand the body to a handle_* module."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from assay import GROUP, VERSION, kube, metrics
+from assay.controllers import Logger, handle_qualificationrun, handle_routepolicy, status
+
+# How often every object is reconciled even when nothing changed (level-based: it notices missing Secrets
+# that appeared, Jobs that progressed, routes edited by hand).
+RECONCILE_INTERVAL = float(os.environ.get("ASSAY_RECONCILE_INTERVAL", "10"))
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.execution.max_workers = int(os.environ.get("ASSAY_WORKERS", "16"))
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Log in with the same credentials assay's own client uses (service account, or KUBECONFIG)."""
+    configuration = kube.load_configuration()
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def _guarded(kind: str, uid: str, fn: Any, body: kopf.Body, logger: Logger) -> None:
+    with status.lock_for(uid):
+        try:
+            fn(body, logger=logger)
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
+            raise
+
+
+@kopf.on.resume(GROUP, VERSION, "routepolicies")
+@kopf.on.create(GROUP, VERSION, "routepolicies")
+@kopf.on.update(GROUP, VERSION, "routepolicies")
+def routepolicy_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
+
+
+@kopf.timer(GROUP, VERSION, "routepolicies", interval=RECONCILE_INTERVAL, sharp=False)
+def routepolicy_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
+
+
+@kopf.on.resume(GROUP, VERSION, "qualificationruns")
+@kopf.on.create(GROUP, VERSION, "qualificationruns")
+def qualificationrun_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    _guarded("QualificationRun", uid, handle_qualificationrun.reconcile, body, logger)
+
+
+@kopf.timer(GROUP, VERSION, "qualificationruns", interval=RECONCILE_INTERVAL, sharp=False)
+def qualificationrun_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    _guarded("QualificationRun", uid, handle_qualificationrun.reconcile, body, logger)

@@ -1,0 +1,35 @@
+"""Prometheus metrics: every number assay exports is defined here, once."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+QUALIFICATION_RUNS = Counter(
+    "assay_qualification_runs_total", "Qualification runs decided, by verdict.", ["namespace", "verdict", "reason"]
+)
+SAMPLES = Counter("assay_qualification_samples_total", "Evaluated pairs consumed by the decision.", ["namespace"])
+JUDGE_CALLS = Counter("assay_judge_calls_total", "Judge calls made.", ["namespace"])
+JUDGE_CALLS_SAVED = Counter("assay_judge_calls_saved_total", "Judge calls saved by agreement checks.", ["namespace"])
+PROMOTIONS = Counter("assay_promotions_total", "Routes switched to a candidate.", ["namespace", "policy"])
+ROLLBACKS = Counter("assay_rollbacks_total", "Routes restored to the last known good one.", ["reason"])
+ROLLBACK_LATENCY = Histogram(
+    "assay_alert_to_rollback_seconds",
+    "Time from receiving a drift alert to the restored route being written.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+ALERTS = Counter("assay_alerts_received_total", "Alertmanager alerts received, by outcome.", ["outcome"])
+GATEWAY_WRITE_FAILURES = Counter(
+    "assay_gateway_write_failures_total", "Failed gateway writes (retried with backoff).", ["namespace", "kind"]
+)
+ACTIVE_ROUTE = Gauge(
+    "assay_active_route_info", "1 for the model serving each policy's route.", ["namespace", "policy", "model"]
+)
+PROJECTED_SAVINGS = Gauge(
+    "assay_projected_savings_ratio",
+    "Projected saving of the active route vs the baseline (0..1).",
+    ["namespace", "policy"],
+)
+COST_PER_REQUEST = Gauge(
+    "assay_cost_per_request_usd", "Measured cost per request in the latest run.", ["namespace", "run", "side"]
+)
+RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])
