@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import pydantic
 from pydantic import alias_generators
+from pydantic.config import JsonDict
 
 # metav1.Condition's reason pattern, checked by the apiserver for built-in types and by our CRD schema.
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
@@ -32,11 +33,9 @@ class ApiModel(pydantic.BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def cel(
-    rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
-) -> dict[str, str]:
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
     """One `x-kubernetes-validations` entry (a CEL rule the apiserver checks at admission)."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     if reason:

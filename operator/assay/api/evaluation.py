@@ -10,8 +10,6 @@ import pydantic
 from assay.api import common
 from assay.api.common import ApiModel
 
-MODEL_NAME = {"min_length": 1, "max_length": 253}
-
 
 class Endpoint(ApiModel):
     """An OpenAI-compatible endpoint (usually the gateway itself) that evaluation traffic goes through."""
@@ -32,7 +30,7 @@ class ModelRoute(ApiModel):
     """A model as the endpoint knows it, with the prompt it runs under."""
 
     model: str = pydantic.Field(
-        description="Model name the endpoint serves (a LiteLLM model group).", **MODEL_NAME
+        description="Model name the endpoint serves (a LiteLLM model group).", min_length=1, max_length=253
     )
     system_prompt: str | None = pydantic.Field(
         default=None,
@@ -98,7 +96,9 @@ class Judge(ApiModel):
     """The blind pairwise judge: never told which model wrote which answer; asked in both orders."""
 
     model: str = pydantic.Field(
-        description="Judge model. It must differ from the baseline and from every candidate.", **MODEL_NAME
+        description="Judge model. It must differ from the baseline and from every candidate.",
+        min_length=1,
+        max_length=253,
     )
     endpoint: Endpoint | None = pydantic.Field(
         default=None, description="Endpoint for judge calls. Defaults to the evaluation endpoint."
@@ -140,9 +140,7 @@ class OutputFormat(ApiModel):
     json_schema: str | None = pydantic.Field(
         default=None, max_length=65536, description="A JSON Schema, as a JSON string, for type JSONSchema."
     )
-    pattern: str | None = pydantic.Field(
-        default=None, max_length=4096, description="A regex, for type Regex."
-    )
+    pattern: str | None = pydantic.Field(default=None, max_length=4096, description="A regex, for type Regex.")
 
 
 class TestSettings(ApiModel):
@@ -175,9 +173,7 @@ class TestSettings(ApiModel):
         lt=0.5,
         description="One-sided false promotion rate, divided by the number of candidates on the same data.",
     )
-    min_samples: int = pydantic.Field(
-        default=50, ge=1, le=1_000_000, description="Fewest pairs before a pass."
-    )
+    min_samples: int = pydantic.Field(default=50, ge=1, le=1_000_000, description="Fewest pairs before a pass.")
     max_samples: int = pydantic.Field(
         default=1200,
         ge=1,
@@ -247,10 +243,6 @@ class Execution(ApiModel):
 class ModelPrice(ApiModel):
     """Token prices of one model, in US dollars per million tokens."""
 
-    model: str = pydantic.Field(description="Model name as in baseline/candidates.", **MODEL_NAME)
-    input_per_million: float = pydantic.Field(
-        ge=0, le=1_000_000, description="Price per million input tokens."
-    )
-    output_per_million: float = pydantic.Field(
-        ge=0, le=1_000_000, description="Price per million output tokens."
-    )
+    model: str = pydantic.Field(description="Model name as in baseline/candidates.", min_length=1, max_length=253)
+    input_per_million: float = pydantic.Field(ge=0, le=1_000_000, description="Price per million input tokens.")
+    output_per_million: float = pydantic.Field(ge=0, le=1_000_000, description="Price per million output tokens.")

@@ -42,9 +42,7 @@ class QualificationRunSpec(ApiModel):
     candidate: evaluation.Candidate = pydantic.Field(description="The cheaper model under test.")
     dataset: evaluation.Dataset = pydantic.Field(description="The prompts.")
     judge: evaluation.Judge = pydantic.Field(description="The blind pairwise judge.")
-    test: evaluation.TestSettings = common.nested(
-        evaluation.TestSettings, "The sequential test and guardrails."
-    )
+    test: evaluation.TestSettings = common.nested(evaluation.TestSettings, "The sequential test and guardrails.")
     format: evaluation.OutputFormat = common.nested(evaluation.OutputFormat, "The answers' required format.")
     execution: evaluation.Execution = common.nested(evaluation.Execution, "How the evaluation Job runs.")
     candidates_in_pool: int = pydantic.Field(
@@ -89,24 +87,12 @@ class JudgeCalls(ApiModel):
 class Statistics(ApiModel):
     """The evidence, summarized: the sequential test and every guardrail."""
 
-    estimate: float | None = pydantic.Field(
-        default=None, description="Mean score (0.5 = as good as baseline)."
-    )
-    lower_bound: float | None = pydantic.Field(
-        default=None, description="Anytime-valid lower confidence bound."
-    )
-    upper_bound: float | None = pydantic.Field(
-        default=None, description="Anytime-valid upper confidence bound."
-    )
-    p_value: float | None = pydantic.Field(
-        default=None, description="Anytime-valid p-value of H0: mu <= 0.5-margin."
-    )
-    threshold: float | None = pydantic.Field(
-        default=None, description="0.5 - margin: the bar the lower bound clears."
-    )
-    tie_rate: float | None = pydantic.Field(
-        default=None, description="Share of judge verdicts that were ties."
-    )
+    estimate: float | None = pydantic.Field(default=None, description="Mean score (0.5 = as good as baseline).")
+    lower_bound: float | None = pydantic.Field(default=None, description="Anytime-valid lower confidence bound.")
+    upper_bound: float | None = pydantic.Field(default=None, description="Anytime-valid upper confidence bound.")
+    p_value: float | None = pydantic.Field(default=None, description="Anytime-valid p-value of H0: mu <= 0.5-margin.")
+    threshold: float | None = pydantic.Field(default=None, description="0.5 - margin: the bar the lower bound clears.")
+    tie_rate: float | None = pydantic.Field(default=None, description="Share of judge verdicts that were ties.")
     agreement_rate: float | None = pydantic.Field(
         default=None, description="Share of pairs whose answers agreed without a judge call."
     )
@@ -116,9 +102,7 @@ class Statistics(ApiModel):
     control_catch_rate: float | None = pydantic.Field(
         default=None, description="Share of degraded controls the judge caught."
     )
-    length_ratio: float | None = pydantic.Field(
-        default=None, description="Mean candidate / baseline answer length."
-    )
+    length_ratio: float | None = pydantic.Field(default=None, description="Mean candidate / baseline answer length.")
     length_controlled_estimate: float | None = pydantic.Field(
         default=None, description="Estimate at equal length, when the length ratio calls for it."
     )
@@ -135,9 +119,7 @@ class QualificationRunStatus(ApiModel):
     phase: RunPhase | None = pydantic.Field(default=None, description="Pending, Running or the verdict.")
     reason: str | None = pydantic.Field(default=None, description="Why the run is in its phase (CamelCase).")
     message: str | None = pydantic.Field(default=None, description="The verdict or problem in a sentence.")
-    observed_generation: int | None = pydantic.Field(
-        default=None, description="The generation last reconciled."
-    )
+    observed_generation: int | None = pydantic.Field(default=None, description="The generation last reconciled.")
     conditions: list[common.Condition] = pydantic.Field(
         default_factory=list,
         max_length=16,
@@ -152,9 +134,7 @@ class QualificationRunStatus(ApiModel):
         default=None, description="Pairs consumed when the test decided (less than the dataset when early)."
     )
     started_at: datetime.datetime | None = pydantic.Field(default=None, description="When the Job started.")
-    completed_at: datetime.datetime | None = pydantic.Field(
-        default=None, description="When the verdict was set."
-    )
+    completed_at: datetime.datetime | None = pydantic.Field(default=None, description="When the verdict was set.")
     invalid_lines: list[int] = pydantic.Field(
         default_factory=list,
         max_length=100,

@@ -111,8 +111,7 @@ class Promotion(ApiModel):
     )
     automatic: bool = pydantic.Field(
         default=True,
-        description="Promote as soon as a candidate passes. When false, wait for the assay.dev/promote "
-        "annotation.",
+        description="Promote as soon as a candidate passes. When false, wait for the assay.dev/promote annotation.",
     )
 
 
@@ -164,9 +163,7 @@ class Qualification(ApiModel):
     )
     dataset: evaluation.Dataset = pydantic.Field(description="The team's own recorded prompts.")
     judge: evaluation.Judge = pydantic.Field(description="The blind pairwise judge.")
-    test: evaluation.TestSettings = common.nested(
-        evaluation.TestSettings, "The sequential test and guardrails."
-    )
+    test: evaluation.TestSettings = common.nested(evaluation.TestSettings, "The sequential test and guardrails.")
     format: evaluation.OutputFormat = common.nested(evaluation.OutputFormat, "The answers' required format.")
     execution: evaluation.Execution = common.nested(evaluation.Execution, "How the evaluation Job runs.")
 
@@ -184,8 +181,7 @@ class RoutePolicySpec(ApiModel):
                 ),
                 common.cel(
                     "self.qualification.judge.model != self.baseline.model",
-                    "qualification.judge.model must differ from baseline.model: the judge must not be a "
-                    "contestant",
+                    "qualification.judge.model must differ from baseline.model: the judge must not be a contestant",
                     field_path=".qualification.judge.model",
                 ),
                 common.cel(
@@ -208,9 +204,7 @@ class RoutePolicySpec(ApiModel):
         max_length=253,
         pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_./:]*[A-Za-z0-9])?$",
     )
-    gateway: Gateway = pydantic.Field(
-        description="The gateway route assay qualifies, promotes and rolls back."
-    )
+    gateway: Gateway = pydantic.Field(description="The gateway route assay qualifies, promotes and rolls back.")
     baseline: evaluation.ModelRoute = pydantic.Field(description="The current model: the quality bar.")
     candidates: list[evaluation.Candidate] = pydantic.Field(
         min_length=1,
@@ -233,16 +227,14 @@ class RoutePolicySpec(ApiModel):
 
 
 PolicyPhase = Literal[
-    "Pending", "Qualifying", "Promoting", "Promoted", "RolledBack", "NotQualified", "Failed"
+    "Pending", "Qualifying", "Qualified", "NotQualified", "Promoting", "Promoted", "RolledBack", "Degraded"
 ]
 
 
 class RouteState(ApiModel):
     """A gateway route as assay read or wrote it: which model serves it, with which weights."""
 
-    model: str | None = pydantic.Field(
-        default=None, description="Model (or model group) that serves the route."
-    )
+    model: str | None = pydantic.Field(default=None, description="Model (or model group) that serves the route.")
     candidate: str | None = pydantic.Field(
         default=None, description="Candidate name when a candidate serves the route; empty for the baseline."
     )
@@ -270,17 +262,13 @@ class CandidateStatus(ApiModel):
     estimate: float | None = pydantic.Field(default=None, description="Estimated mean score.")
     lower_bound: float | None = pydantic.Field(default=None, description="Anytime-valid lower bound.")
     cost_per_request: float | None = pydantic.Field(default=None, description="Measured USD per request.")
-    savings_percent: float | None = pydantic.Field(
-        default=None, description="Projected saving vs the baseline."
-    )
+    savings_percent: float | None = pydantic.Field(default=None, description="Projected saving vs the baseline.")
 
 
 class Savings(ApiModel):
     """Projected savings of the active route against the baseline, from measured tokens and prices."""
 
-    percent: float | None = pydantic.Field(
-        default=None, description="Saving in percent of the baseline's cost."
-    )
+    percent: float | None = pydantic.Field(default=None, description="Saving in percent of the baseline's cost.")
     per_1k_requests: float | None = pydantic.Field(
         default=None, alias="per1kRequests", description="Saving in USD per 1,000 requests."
     )
@@ -293,9 +281,7 @@ class PendingAction(ApiModel):
     action: Literal["Promote", "RollBack"] = pydantic.Field(description="Promote or RollBack.")
     candidate: str | None = pydantic.Field(default=None, description="Candidate being promoted.")
     step: int | None = pydantic.Field(default=None, description="Canary step index being applied.")
-    reason: str | None = pydantic.Field(
-        default=None, description="Why (alert name, Manual, QualificationPassed)."
-    )
+    reason: str | None = pydantic.Field(default=None, description="Why (alert name, Manual, QualificationPassed).")
     requested_at: datetime.datetime | None = pydantic.Field(default=None, description="When it was decided.")
     started_at: datetime.datetime | None = pydantic.Field(
         default=None, description="When the triggering signal (e.g. the alert) was received."
@@ -306,18 +292,14 @@ class RoutePolicyStatus(ApiModel):
     """What assay observed and did."""
 
     phase: PolicyPhase | None = pydantic.Field(default=None, description="Where the policy is in its life.")
-    observed_generation: int | None = pydantic.Field(
-        default=None, description="The generation last reconciled."
-    )
+    observed_generation: int | None = pydantic.Field(default=None, description="The generation last reconciled.")
     conditions: list[common.Condition] = pydantic.Field(
         default_factory=list,
         max_length=16,
         description="Ready, Qualified, Promoted, RolledBack, Degraded.",
         json_schema_extra=common.list_map("type"),
     )
-    active_route: RouteState | None = pydantic.Field(
-        default=None, description="The route as assay last set it."
-    )
+    active_route: RouteState | None = pydantic.Field(default=None, description="The route as assay last set it.")
     last_known_good: RouteState | None = pydantic.Field(
         default=None,
         description="The baseline route snapshot taken before the first write: always restorable.",
@@ -331,17 +313,11 @@ class RoutePolicyStatus(ApiModel):
     promoted_candidate: str | None = pydantic.Field(default=None, description="Candidate serving the route.")
     best_candidate: str | None = pydantic.Field(default=None, description="Best qualified candidate so far.")
     lower_bound: float | None = pydantic.Field(default=None, description="Lower bound of the best candidate.")
-    savings: Savings | None = pydantic.Field(
-        default=None, description="Projected savings of the active route."
-    )
+    savings: Savings | None = pydantic.Field(default=None, description="Projected savings of the active route.")
     pending: PendingAction | None = pydantic.Field(default=None, description="An action under way.")
     canary_step: int | None = pydantic.Field(default=None, description="Current canary step index.")
-    step_started_at: datetime.datetime | None = pydantic.Field(
-        default=None, description="When this step began."
-    )
-    last_alert: str | None = pydantic.Field(
-        default=None, description="Name of the last drift alert acted on."
-    )
+    step_started_at: datetime.datetime | None = pydantic.Field(default=None, description="When this step began.")
+    last_alert: str | None = pydantic.Field(default=None, description="Name of the last drift alert acted on.")
     handled_alerts: list[str] = pydantic.Field(
         default_factory=list,
         max_length=64,

@@ -1,4 +1,8 @@
-"""RoutePolicy reconciliation: one idempotent function that compares desired and observed state."""
+"""RoutePolicy reconciliation: one idempotent function that compares desired and observed state.
+
+Stages, each safe to repeat: validate and resolve references (Ready) -> one QualificationRun per candidate
+-> reflect their verdicts -> (promotion and rollback: assay.controllers.handle_route).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import pydantic
+from kubernetes import client
 
-from assay import kube
+from assay import GROUP, VERSION, kube
 from assay.api import routepolicy
-from assay.controllers import Logger, conditions, events, references, status
+from assay.controllers import Logger, conditions, events, manifests, policy_runs, references, status
 
 KIND = "RoutePolicy"
 
@@ -20,10 +25,49 @@ def _validation_message(exc: pydantic.ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+def _list_runs(namespace: str, policy_name: str) -> dict[str, dict[str, Any]]:
+    result: dict[str, Any] = kube.custom().list_namespaced_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, namespace, "qualificationruns", label_selector=f"{manifests.LABEL_POLICY}={policy_name}"
+    )
+    return {item["metadata"]["name"]: item for item in result.get("items", [])}
+
+
+def _ensure_runs(wanted: list[dict[str, Any]], existing: Mapping[str, Any], namespace: str) -> list[str]:
+    created = []
+    for run in wanted:
+        name = run["metadata"]["name"]
+        if name in existing:
+            continue
+        try:
+            kube.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "qualificationruns", run)
+            created.append(name)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    return created
+
+
+def _qualification_phase(candidates: list[dict[str, Any]]) -> tuple[str, str, str, str]:
+    """(phase, Qualified status, reason, message) from the candidates' runs."""
+    best = policy_runs.best_candidate(candidates)
+    if best is not None:
+        return (
+            "Qualified",
+            conditions.TRUE,
+            "CandidatePassed",
+            f"Candidate {best['name']} passed (lower bound {best.get('lowerBound', 0):.3f}).",
+        )
+    if policy_runs.all_decided(candidates):
+        summary = ", ".join(f"{c['name']}: {c['phase']} ({c.get('reason', '')})" for c in candidates)
+        return "NotQualified", conditions.FALSE, "NoCandidatePassed", f"No candidate passed: {summary}."
+    running = sum(1 for c in candidates if c["phase"] not in {"Passed", "Failed", "Inconclusive", "Error"})
+    return "Qualifying", conditions.UNKNOWN, "Qualifying", f"{running} of {len(candidates)} run(s) still deciding."
+
+
 def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     """Bring one RoutePolicy's status in line with its spec and the world. Safe to call at any time."""
     meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation")
     current: dict[str, Any] = dict(body.get("status") or {})
     desired = dict(current)
     desired["observedGeneration"] = generation
@@ -51,16 +95,54 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         message=ready[2],
         observed_generation=generation,
     )
-    if ready[0] != conditions.TRUE:
+    if ready[0] != conditions.TRUE or spec is None:
         desired["phase"] = current.get("phase") if current.get("phase") not in (None, "Pending") else "Pending"
-    elif current.get("phase") in (None, "Pending"):
-        desired["phase"] = "Qualifying" if spec is not None else "Pending"
+    elif not spec.paused:
+        _qualify(spec, desired, namespace=namespace, name=name, uid=uid, generation=generation, body=body)
 
     if status.write(KIND, namespace, name, current, desired):
         logger.info("status: phase=%s ready=%s reason=%s", desired.get("phase"), ready[0], ready[1])
         now_ready = ready[0] == conditions.TRUE
-        if now_ready != was_ready or current.get("observedGeneration") != generation:
+        if now_ready != was_ready:
             if now_ready:
                 events.normal(body, "Ready", ready[2])
             else:
                 events.warning(body, ready[1], ready[2])
+
+
+def _qualify(
+    spec: routepolicy.RoutePolicySpec,
+    desired: dict[str, Any],
+    *,
+    namespace: str,
+    name: str,
+    uid: str,
+    generation: int | None,
+    body: Mapping[str, Any],
+) -> None:
+    """Ensure one run per candidate and reflect their verdicts in the policy's status."""
+    epoch = int(desired.get("qualificationEpoch") or 0)
+    wanted = policy_runs.desired_runs(spec, policy_name=name, policy_uid=uid, namespace=namespace, epoch=epoch)
+    existing = _list_runs(namespace, name)
+    for created in _ensure_runs(wanted, existing, namespace):
+        events.normal(body, "QualificationCreated", f"QualificationRun {created} created.")
+    candidates = policy_runs.candidate_statuses(spec, existing, wanted)
+    desired["candidates"] = candidates
+    best = policy_runs.best_candidate(candidates)
+    bounds = [c["lowerBound"] for c in candidates if c.get("lowerBound") is not None]
+    if best is not None:
+        desired["bestCandidate"] = best["name"]
+        desired["lowerBound"] = best.get("lowerBound")
+    elif bounds:
+        desired["lowerBound"] = max(bounds)
+    phase, qualified, reason, message = _qualification_phase(candidates)
+    desired["conditions"] = conditions.set_condition(
+        desired.get("conditions"),
+        type="Qualified",
+        status=qualified,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+    )
+    if desired.get("phase") in (None, "Pending", "Qualifying", "NotQualified", "Qualified"):
+        desired["phase"] = phase

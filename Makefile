@@ -1,0 +1,58 @@
+# The README's commands. `make demo` runs the whole loop locally; `make test` runs every test.
+# Everything a target needs is installed from this repository's own files: a venv from pyproject.toml, the
+# Kubernetes test binaries built from the Go module proxy (hack/testenv.sh, cached in ~/.cache/assay), and
+# the LiteLLM proxy in its own venv (hack/litellm.sh).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: all venv testbin litellm deps lint crds-check unit integration test demo crds bench clean
+
+all: test
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+testbin:
+	bash hack/testenv.sh
+
+litellm:
+	bash hack/litellm.sh
+
+deps: venv testbin litellm
+
+lint: venv
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/mypy
+
+crds-check: venv
+	$(BIN)/python -m assay.api.crdgen --check
+
+crds: venv
+	$(BIN)/python -m assay.api.crdgen
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: deps lint crds-check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: deps
+	$(BIN)/python -m assay.demo
+
+bench: deps
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

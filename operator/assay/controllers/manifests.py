@@ -1,0 +1,156 @@
+"""Desired objects as plain data (pure): the evaluation Job and the evaluator's least-privilege identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from assay import API_VERSION, GROUP, __version__
+from assay.api import qualificationrun
+
+EVALUATOR_SERVICE_ACCOUNT = "assay-evaluator"
+DEFAULT_IMAGE = f"ghcr.io/assay-dev/assay:{__version__}"
+LABEL_RUN = f"{GROUP}/run"
+LABEL_POLICY = f"{GROUP}/policy"
+LABEL_CANDIDATE = f"{GROUP}/candidate"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "assay"}
+
+
+def evaluator_image(spec: qualificationrun.QualificationRunSpec) -> str:
+    return spec.execution.image or os.environ.get("ASSAY_EVALUATOR_IMAGE") or DEFAULT_IMAGE
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """A stable hash of a run's spec: equal specs are the same experiment."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def job_name(run_name: str) -> str:
+    base = run_name[:57].rstrip("-.")
+    return f"{base}-eval"
+
+
+def owner_reference(*, kind: str, name: str, uid: str, controller: bool = True) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _secret_env(name: str, ref: Any) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def evaluation_job(
+    *,
+    run_name: str,
+    run_uid: str,
+    namespace: str,
+    spec: qualificationrun.QualificationRunSpec,
+    wire_spec: dict[str, Any],
+) -> dict[str, Any]:
+    """The batch/v1 Job that evaluates one run: one pod a shard (Indexed when parallelism > 1)."""
+    shards = spec.execution.parallelism
+    env: list[dict[str, Any]] = [
+        {"name": "ASSAY_RUN_NAME", "value": run_name},
+        {"name": "ASSAY_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "ASSAY_RUN_UID", "value": run_uid},
+        {"name": "ASSAY_RUN_SPEC", "value": json.dumps(wire_spec, sort_keys=True)},
+        {"name": "ASSAY_SHARDS", "value": str(shards)},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    if spec.endpoint.api_key_secret_ref:
+        env.append(_secret_env("ASSAY_ENDPOINT_API_KEY", spec.endpoint.api_key_secret_ref))
+    judge_ref = spec.judge.endpoint.api_key_secret_ref if spec.judge.endpoint else spec.endpoint.api_key_secret_ref
+    if judge_ref:
+        env.append(_secret_env("ASSAY_JUDGE_API_KEY", judge_ref))
+    labels = {LABEL_RUN: run_name, "app.kubernetes.io/name": "assay-evaluator", **MANAGED_BY}
+    job_spec: dict[str, Any] = {
+        "parallelism": shards,
+        "completions": shards,
+        "backoffLimit": spec.execution.backoff_limit,
+        "activeDeadlineSeconds": spec.execution.active_deadline_seconds,
+        "ttlSecondsAfterFinished": 24 * 3600,
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "serviceAccountName": EVALUATOR_SERVICE_ACCOUNT,
+                "automountServiceAccountToken": True,
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 10,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "runAsGroup": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "evaluator",
+                        "image": evaluator_image(spec),
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-m", "assay.evaluator"],
+                        "env": env,
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"cpu": "1", "memory": "512Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if shards > 1:
+        job_spec["completionMode"] = "Indexed"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(run_name),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(kind="QualificationRun", name=run_name, uid=run_uid)],
+        },
+        "spec": job_spec,
+    }
+
+
+def evaluator_identity(namespace: str) -> list[dict[str, Any]]:
+    """The evaluator's ServiceAccount, Role and RoleBinding: it may read the dataset ConfigMap and write its
+    evidence ConfigMaps, nothing else (no Secrets: keys reach it as env from the Job's secretKeyRefs)."""
+    meta = {"name": EVALUATOR_SERVICE_ACCOUNT, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["get", "list", "create", "update", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EVALUATOR_SERVICE_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": EVALUATOR_SERVICE_ACCOUNT, "namespace": namespace}],
+        },
+    ]
