@@ -1,0 +1,127 @@
+"""Format checks: does an answer meet spec.format (None, JSON, JSONSchema or Regex)?
+
+JSONSchema is checked against a subset of JSON Schema implemented here (no new dependency): type, enum,
+const, properties, required, additionalProperties, items, minItems/maxItems, minLength/maxLength,
+minimum/maximum and pattern. Other keywords are ignored, i.e. they never fail an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from assay.api import evaluation
+from assay.evaluator import agreement, errors
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+}
+
+
+def _type_ok(value: Any, expected: Any) -> bool:
+    names = expected if isinstance(expected, list) else [expected]
+    return any(_TYPES.get(name, lambda v: True)(value) for name in names)
+
+
+def matches_schema(value: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether a parsed JSON value satisfies the schema (the subset in this module's docstring)."""
+    if "type" in schema and not _type_ok(value, schema["type"]):
+        return False
+    if "enum" in schema and not any(agreement.json_equal(value, option) for option in schema["enum"]):
+        return False
+    if "const" in schema and not agreement.json_equal(value, schema["const"]):
+        return False
+    if isinstance(value, dict):
+        return _object_ok(value, schema)
+    if isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, Mapping) and not all(matches_schema(item, items) for item in value):
+            return False
+        return schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value))
+    if isinstance(value, str):
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+            return False
+        return "pattern" not in schema or re.search(schema["pattern"], value) is not None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return schema.get("minimum", value) <= value <= schema.get("maximum", value)
+    return True
+
+
+def _object_ok(value: dict[str, Any], schema: Mapping[str, Any]) -> bool:
+    if any(key not in value for key in schema.get("required", [])):
+        return False
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    for key, item in value.items():
+        if key in properties:
+            if not matches_schema(item, properties[key]):
+                return False
+            continue
+        extra = schema.get("additionalProperties", True)
+        if extra is False or (isinstance(extra, Mapping) and not matches_schema(item, extra)):
+            return False
+    return True
+
+
+def _parse_json(text: str) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(text)
+    except ValueError:
+        return False, None
+
+
+class FormatCheck:
+    """spec.format compiled once: `check(answer)` says whether the answer meets it."""
+
+    def __init__(self, spec: evaluation.OutputFormat) -> None:
+        self.kind = spec.type
+        self._schema: Mapping[str, Any] = {}
+        self._pattern: re.Pattern[str] | None = None
+        if spec.type == "JSONSchema":
+            ok, schema = _parse_json(spec.json_schema or "")
+            if not ok or not isinstance(schema, dict):
+                raise errors.FormatSpecError(
+                    "format.jsonSchema is not a JSON object: write the schema as a JSON string",
+                    reason="InvalidFormatSpec",
+                )
+            self._schema = schema
+            self._check_patterns(schema)
+        elif spec.type == "Regex":
+            self._pattern = self._compile(spec.pattern or "", field="format.pattern")
+
+    @staticmethod
+    def _compile(pattern: str, *, field: str) -> re.Pattern[str]:
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise errors.FormatSpecError(
+                f"{field} is not a valid regular expression: {exc}", reason="InvalidFormatSpec"
+            ) from None
+
+    def _check_patterns(self, schema: Any) -> None:
+        if isinstance(schema, Mapping):
+            if isinstance(schema.get("pattern"), str):
+                self._compile(schema["pattern"], field="format.jsonSchema pattern")
+            for child in schema.values():
+                self._check_patterns(child)
+        elif isinstance(schema, list):
+            for child in schema:
+                self._check_patterns(child)
+
+    def check(self, answer: str) -> bool:
+        """Whether the answer meets the format (always true for type None)."""
+        if self.kind == "JSON":
+            return _parse_json(answer)[0]
+        if self.kind == "JSONSchema":
+            ok, value = _parse_json(answer)
+            return ok and matches_schema(value, self._schema)
+        if self._pattern is not None:
+            return self._pattern.fullmatch(answer) is not None
+        return True
