@@ -286,6 +286,10 @@ class PendingAction(ApiModel):
     started_at: datetime.datetime | None = pydantic.Field(
         default=None, description="When the triggering signal (e.g. the alert) was received."
     )
+    attempts: int = pydantic.Field(default=0, description="Gateway write attempts made so far.")
+    retry_at: datetime.datetime | None = pydantic.Field(
+        default=None, description="Earliest time of the next attempt (exponential backoff after failures)."
+    )
 
 
 class RoutePolicyStatus(ApiModel):

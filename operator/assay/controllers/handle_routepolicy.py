@@ -12,9 +12,10 @@ from typing import Any
 import pydantic
 from kubernetes import client
 
-from assay import GROUP, VERSION, kube
+from assay import GROUP, VERSION, kube, metrics
 from assay.api import routepolicy
-from assay.controllers import Logger, conditions, events, manifests, policy_runs, references, status
+from assay.controllers import Logger, conditions, events, handle_route, manifests, policy_runs, references, status
+from assay.qualification import cost
 
 KIND = "RoutePolicy"
 
@@ -98,7 +99,9 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     if ready[0] != conditions.TRUE or spec is None:
         desired["phase"] = current.get("phase") if current.get("phase") not in (None, "Pending") else "Pending"
     elif not spec.paused:
-        _qualify(spec, desired, namespace=namespace, name=name, uid=uid, generation=generation, body=body)
+        runs = _qualify(spec, desired, namespace=namespace, name=name, uid=uid, generation=generation, body=body)
+        handle_route.converge(spec, desired, body=body, logger=logger, current=current)
+        _savings(desired, runs, namespace=namespace, name=name)
 
     if status.write(KIND, namespace, name, current, desired):
         logger.info("status: phase=%s ready=%s reason=%s", desired.get("phase"), ready[0], ready[1])
@@ -119,8 +122,8 @@ def _qualify(
     uid: str,
     generation: int | None,
     body: Mapping[str, Any],
-) -> None:
-    """Ensure one run per candidate and reflect their verdicts in the policy's status."""
+) -> dict[str, dict[str, Any]]:
+    """Ensure one run per candidate and reflect their verdicts in the policy's status; returns the runs."""
     epoch = int(desired.get("qualificationEpoch") or 0)
     wanted = policy_runs.desired_runs(spec, policy_name=name, policy_uid=uid, namespace=namespace, epoch=epoch)
     existing = _list_runs(namespace, name)
@@ -146,3 +149,18 @@ def _qualify(
     )
     if desired.get("phase") in (None, "Pending", "Qualifying", "NotQualified", "Qualified"):
         desired["phase"] = phase
+    return {c["name"]: existing.get(c["run"], {}) for c in candidates}
+
+
+def _savings(desired: dict[str, Any], runs: Mapping[str, Mapping[str, Any]], *, namespace: str, name: str) -> None:
+    """Projected savings of the active route, from the promoted candidate's measured cost per request."""
+    promoted = desired.get("promotedCandidate")
+    stats = ((runs.get(promoted) or {}).get("status") or {}).get("statistics") or {} if promoted else {}
+    per_request = stats.get("costPerRequest") or {}
+    percent, per_1k = cost.savings(per_request.get("baseline"), per_request.get("candidate"))
+    if percent is None or per_1k is None:
+        desired.pop("savings", None)
+        metrics.PROJECTED_SAVINGS.labels(namespace=namespace, policy=name).set(0)
+        return
+    desired["savings"] = {"percent": round(percent, 2), "per1kRequests": round(per_1k, 4), "display": f"{percent:.0f}%"}
+    metrics.PROJECTED_SAVINGS.labels(namespace=namespace, policy=name).set(percent / 100)

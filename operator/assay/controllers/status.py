@@ -20,8 +20,11 @@ def lock_for(uid: str) -> threading.Lock:
 
 
 def changed_fields(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    """The top-level status fields whose desired value differs from the current one (None deletes)."""
-    return {key: value for key, value in desired.items() if current.get(key) != value}
+    """The top-level status fields whose desired value differs from the current one; a field the desired
+    status no longer has is set to None, which a merge patch deletes."""
+    patch = {key: value for key, value in desired.items() if current.get(key) != value}
+    patch.update({key: None for key in current if key not in desired and current[key] is not None})
+    return patch
 
 
 def write(kind: str, namespace: str, name: str, current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
