@@ -1,0 +1,244 @@
+"""Which RoutePolicies a firing alert rolls back, and which (policy, firing) pairs were already acted on.
+
+Pure: no Kubernetes, no I/O. Policies are plain dicts as the API returns them (camelCase).
+
+The rules, safest reading first:
+
+- Only firing alerts act; resolved ones never do (a resolved drift alert does not undo a rollback).
+- A policy without `spec.rollback.alertSelector` never matches: it rolls back only by hand.
+- `alertSelector` is a Kubernetes label selector over the alert's labels (matchLabels all equal; matchExpressions
+  In / NotIn / Exists / DoesNotExist with metav1.LabelSelector semantics: NotIn also holds when the label is
+  absent). Unlike Kubernetes, a selector that selects by exclusion only (empty, or only NotIn / DoesNotExist)
+  matches NOTHING: such a selector would roll back on every alert of the cluster.
+- Namespace scoping: an alert that carries a `namespace` label matches only policies in that namespace. An
+  alert without one (an aggregated rule, say) is scoped by the selector alone, which then should name the
+  route (e.g. a `route` label), as the RoutePolicy's field description tells the user.
+- A selector the operator cannot read (a malformed object, In without values) matches nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from assay.alerts import payload
+from assay.api import routepolicy
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE_LABEL = "namespace"
+DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 3600.0
+
+
+class SelectorError(ValueError):
+    """A selector that cannot be evaluated; the message names the requirement and what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """A firing alert that selects a RoutePolicy: this policy should roll back."""
+
+    namespace: str
+    name: str
+    uid: str
+    alert_name: str
+    fingerprint: str
+    starts_at: datetime.datetime
+
+    @property
+    def dedupe_key(self) -> tuple[str, str, datetime.datetime]:
+        """One firing of one alert for one policy: Alertmanager's re-sends share it, a new firing does not."""
+        return (self.uid, self.fingerprint, self.starts_at)
+
+    def policy_ref(self) -> dict[str, str]:
+        """The policy and alert as the webhook answers them (no annotations, no label values beyond the name)."""
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "alert": self.alert_name,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def selects(selector: routepolicy.AlertSelector, labels: Mapping[str, str]) -> bool:
+    """Whether the selector selects this label set; False for a selector that only excludes (see module doc).
+
+    Raises SelectorError for a requirement Kubernetes would reject (In/NotIn without values, Exists/DoesNotExist
+    with values).
+    """
+    for index, requirement in enumerate(selector.match_expressions):
+        _check_requirement(requirement, index)
+    if not _pins_something(selector):
+        return False
+    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
+        return False
+    return all(_holds(requirement, labels) for requirement in selector.match_expressions)
+
+
+def match(alerts: Iterable[payload.Alert], policies: Sequence[Mapping[str, Any]]) -> list[Match]:
+    """For each firing alert, in order, the policies it selects, in the order given.
+
+    Resolved alerts, policies without an alertSelector and policies whose selector cannot be read (logged by
+    policy name) never produce a Match.
+    """
+    candidates = [candidate for policy in policies if (candidate := _candidate(policy)) is not None]
+    matches: list[Match] = []
+    for alert in alerts:
+        if alert.status != "firing":
+            continue
+        alert_namespace = alert.labels.get(NAMESPACE_LABEL)
+        for ref, selector in candidates:
+            if alert_namespace is not None and alert_namespace != ref.namespace:
+                continue
+            if selects(selector, alert.labels):
+                matches.append(
+                    Match(
+                        namespace=ref.namespace,
+                        name=ref.name,
+                        uid=ref.uid,
+                        alert_name=alert.name,
+                        fingerprint=alert.fingerprint,
+                        starts_at=alert.starts_at,
+                    )
+                )
+    return matches
+
+
+class Deduper:
+    """Remembers which (policy uid, fingerprint, startsAt) firings were acted on, so each acts once.
+
+    Alertmanager re-sends a firing alert every repeat_interval with the same startsAt; a new firing of the same
+    alert has a new startsAt and acts again. Entries live `ttl_seconds` (default 7 days, longer than any sane
+    repeat_interval) and at most `max_entries` are kept, oldest dropped first. Not thread-safe; one event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10000,
+        ttl_seconds: float = DEFAULT_DEDUPE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        self._max_entries = max_entries
+        self._ttl = ttl_seconds
+        self._clock = clock
+        # key -> expiry; insertion order is expiry order because the ttl is constant and the clock monotonic.
+        self._expiries: collections.OrderedDict[tuple[str, str, datetime.datetime], float] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._expiries)
+
+    def claim(self, matches: Iterable[Match]) -> tuple[list[Match], list[Match]]:
+        """Split matches into (new, duplicate) and remember the new ones at once.
+
+        Remembering before acting keeps a concurrent re-delivery from acting twice; call `release` with the new
+        ones when acting failed, so Alertmanager's retry acts.
+        """
+        self._expire()
+        new: list[Match] = []
+        duplicate: list[Match] = []
+        for item in matches:
+            key = item.dedupe_key
+            if key in self._expiries:
+                duplicate.append(item)
+                continue
+            self._expiries[key] = self._clock() + self._ttl
+            new.append(item)
+        while len(self._expiries) > self._max_entries:
+            self._expiries.popitem(last=False)
+        return new, duplicate
+
+    def release(self, matches: Iterable[Match]) -> None:
+        """Forget these firings, so the next delivery of them acts again."""
+        for item in matches:
+            self._expiries.pop(item.dedupe_key, None)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._expiries:
+            key, expiry = next(iter(self._expiries.items()))
+            if expiry > now:
+                break
+            del self._expiries[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class _PolicyRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+def _candidate(policy: Mapping[str, Any]) -> tuple[_PolicyRef, routepolicy.AlertSelector] | None:
+    metadata = policy.get("metadata") or {}
+    ref = _PolicyRef(
+        namespace=str(metadata.get("namespace") or ""),
+        name=str(metadata.get("name") or ""),
+        uid=str(metadata.get("uid") or ""),
+    )
+    raw_selector = ((policy.get("spec") or {}).get("rollback") or {}).get("alertSelector")
+    if raw_selector is None:
+        return None
+    if not (ref.namespace and ref.name and ref.uid):
+        logger.warning("Skipping a RoutePolicy without metadata.namespace/name/uid: %s/%s", ref.namespace, ref.name)
+        return None
+    try:
+        selector = routepolicy.AlertSelector.model_validate(raw_selector)
+        for index, requirement in enumerate(selector.match_expressions):
+            _check_requirement(requirement, index)
+    except (pydantic.ValidationError, SelectorError) as exc:
+        logger.warning(
+            "RoutePolicy %s/%s: spec.rollback.alertSelector is unreadable, no alert will roll it back: %s",
+            ref.namespace,
+            ref.name,
+            _first_error(exc),
+        )
+        return None
+    return ref, selector
+
+
+def _check_requirement(requirement: routepolicy.LabelSelectorRequirement, index: int) -> None:
+    where = f"spec.rollback.alertSelector.matchExpressions[{index}]"
+    if requirement.operator in ("In", "NotIn") and not requirement.values:
+        raise SelectorError(f"{where}.values: {requirement.operator} needs at least one value")
+    if requirement.operator in ("Exists", "DoesNotExist") and requirement.values:
+        raise SelectorError(f"{where}.values: must be empty for {requirement.operator}")
+
+
+def _pins_something(selector: routepolicy.AlertSelector) -> bool:
+    """At least one requirement an alert must positively meet; exclusions alone would select (almost) all."""
+    return bool(selector.match_labels) or any(
+        requirement.operator in ("In", "Exists") for requirement in selector.match_expressions
+    )
+
+
+def _holds(requirement: routepolicy.LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:
+    present = requirement.key in labels
+    if requirement.operator == "In":
+        return present and labels[requirement.key] in requirement.values
+    if requirement.operator == "NotIn":
+        return not present or labels[requirement.key] not in requirement.values
+    if requirement.operator == "Exists":
+        return present
+    return not present  # DoesNotExist
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        return f"spec.rollback.alertSelector.{location}: {first['msg']}"
+    return str(exc)

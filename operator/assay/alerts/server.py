@@ -1,0 +1,184 @@
+"""The Alertmanager webhook receiver: `POST /alerts` (bearer token) and `GET /healthz`, on aiohttp.
+
+A delivery is answered only after the rollback it asks for was attempted, so Alertmanager's own retries
+cover every failure: 401 and 400 are not retried by Alertmanager (nothing would change), 500 is.
+Logs carry alert names, policy names and counts; never annotations (free text) and never the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from assay import metrics
+from assay.alerts import matching, payload
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+ALERTS_PATH = "/alerts"
+HEALTHZ_PATH = "/healthz"
+
+ListPolicies = Callable[[], Awaitable[list[dict[str, Any]]]]
+OnMatches = Callable[[list[matching.Match], float], Awaitable[None]]
+
+
+def make_app(
+    *,
+    token: str,
+    list_policies: ListPolicies,
+    on_matches: OnMatches,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deduper: matching.Deduper | None = None,
+) -> web.Application:
+    """The webhook app.
+
+    `POST /alerts` with `Authorization: Bearer <token>` and an Alertmanager v4 body answers:
+    401 (missing or wrong token), 413 (body over max_body_bytes), 400 `{"error": "<field>: ..."}` (not JSON,
+    not a v4 payload), 500 (listing policies or `on_matches` raised: Alertmanager retries, and the firings are
+    not remembered as handled), or 200 `{"matched": [...], "ignored": {"resolved", "duplicate", "unmatched"}}`.
+    `on_matches(new_matches, received_at)` is awaited before the answer, only when there are new matches;
+    `received_at` is `time.monotonic()` when the request arrived. `deduper` defaults to a fresh `Deduper()`.
+
+    "duplicate" counts (policy, firing) pairs already acted on; "resolved" and "unmatched" count alerts.
+    `metrics.ALERTS` counts the same units by outcome: matched, resolved, duplicate, unmatched, unauthorized and
+    bad_request (per delivery), error (per alert or match whose handling raised).
+    """
+    # A token read from a Secret file often ends in a newline that the sender never sends.
+    token = token.strip()
+    if not token:
+        raise ValueError("token must not be empty: the webhook would accept anyone's alerts")
+    expected = f"Bearer {token}".encode()
+    dedupe = deduper if deduper is not None else matching.Deduper()
+
+    async def receive(request: web.Request) -> web.Response:
+        received_at = time.monotonic()
+        presented = request.headers.get("Authorization", "")
+        if not _bearer_matches(presented, expected):
+            metrics.ALERTS.labels(outcome="unauthorized").inc()
+            logger.warning("Rejected an alert delivery from %s: missing or wrong bearer token", request.remote)
+            return web.json_response(
+                {"error": "Authorization: a valid 'Bearer <token>' header is required"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="assay-alerts"'},
+            )
+        try:
+            notification = payload.parse(await _read_json(request))
+        except web.HTTPRequestEntityTooLarge:
+            metrics.ALERTS.labels(outcome="bad_request").inc()
+            return web.json_response({"error": f"body: larger than {max_body_bytes} bytes"}, status=413)
+        except payload.PayloadError as exc:
+            metrics.ALERTS.labels(outcome="bad_request").inc()
+            logger.warning("Rejected an alert delivery: %s", exc)
+            return web.json_response({"error": str(exc)}, status=400)
+
+        resolved = sum(1 for alert in notification.alerts if alert.status == "resolved")
+        firing = [alert for alert in notification.alerts if alert.status == "firing"]
+        try:
+            # Nothing to match when everything resolved: no need to ask the apiserver.
+            policies = await list_policies() if firing else []
+        except Exception:
+            metrics.ALERTS.labels(outcome="error").inc(len(firing))
+            logger.exception("Could not list RoutePolicies for %d firing alerts; Alertmanager will retry", len(firing))
+            return web.json_response({"error": "could not list RoutePolicies; retry later"}, status=500)
+
+        matches = matching.match(firing, policies)
+        matched_fingerprints = {item.fingerprint for item in matches}
+        unmatched = sum(1 for alert in firing if alert.fingerprint not in matched_fingerprints)
+        new, duplicate = dedupe.claim(matches)
+        if new:
+            try:
+                await on_matches(new, received_at)
+            except Exception:
+                dedupe.release(new)
+                metrics.ALERTS.labels(outcome="error").inc(len(new))
+                logger.exception(
+                    "Rolling back %s failed; Alertmanager will retry", ", ".join(_describe(item) for item in new)
+                )
+                return web.json_response({"error": "rollback failed; retry later"}, status=500)
+
+        _count(matched=len(new), resolved=resolved, duplicate=len(duplicate), unmatched=unmatched)
+        if new:
+            logger.info("Drift alerts acted on: %s", ", ".join(_describe(item) for item in new))
+        logger.debug(
+            "Alert delivery from receiver %r: %d matched, %d resolved, %d duplicate, %d unmatched",
+            notification.receiver,
+            len(new),
+            resolved,
+            len(duplicate),
+            unmatched,
+        )
+        return web.json_response(
+            {
+                "matched": [item.policy_ref() for item in new],
+                "ignored": {"resolved": resolved, "duplicate": len(duplicate), "unmatched": unmatched},
+            }
+        )
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_post(ALERTS_PATH, receive)
+    app.router.add_get(HEALTHZ_PATH, healthz)
+    return app
+
+
+async def serve(app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+    """Start `app` on host:port (0 picks a free port; `bound_port(runner)` tells which) and return its runner.
+
+    Stop it with `await runner.cleanup()`.
+    """
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The TCP port a runner started by `serve` listens on."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    raise RuntimeError("the runner listens on no TCP port; was it started with serve()?")
+
+
+def _bearer_matches(presented: str, expected: bytes) -> bool:
+    # Constant-time over the whole header, so timing does not reveal how much of the token was right.
+    scheme, _, credentials = presented.partition(" ")
+    normalized = f"Bearer {credentials.strip()}" if scheme.lower() == "bearer" else presented
+    try:
+        return hmac.compare_digest(normalized.encode(), expected)
+    except UnicodeEncodeError:
+        return False
+
+
+async def _read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise payload.PayloadError("body", f"not valid JSON: {exc.msg} at byte {exc.pos}") from None
+    except UnicodeDecodeError as exc:
+        raise payload.PayloadError("body", f"not valid JSON: not UTF-8 at byte {exc.start}") from None
+
+
+def _count(**outcomes: int) -> None:
+    for outcome, count in outcomes.items():
+        if count:
+            metrics.ALERTS.labels(outcome=outcome).inc(count)
+
+
+def _describe(item: matching.Match) -> str:
+    return f"{item.alert_name or '<no alertname>'} -> {item.namespace}/{item.name}"
