@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import threading
+from typing import Any
 
 import kopf
 import prometheus_client
@@ -19,11 +21,13 @@ class OperatorOptions:
     metrics_port: int = 8080
     liveness_endpoint: str | None = None
     webhook_port: int | None = None
+    # In a pod the servers listen on all interfaces; local runs (tests, demo) set ASSAY_BIND_HOST=127.0.0.1.
+    bind_host: str = dataclasses.field(default_factory=lambda: os.environ.get("ASSAY_BIND_HOST", "0.0.0.0"))
 
 
-def _start_metrics(port: int) -> None:
+def _start_metrics(port: int, host: str) -> None:
     if port > 0:
-        prometheus_client.start_http_server(port, addr="0.0.0.0")
+        prometheus_client.start_http_server(port, addr=host)
         logger.info("metrics on :%d/metrics", port)
 
 
@@ -36,7 +40,39 @@ async def operate(
     """Run the operator until the stop flag is set (or forever). Handlers register on import."""
     from assay.controllers import registry  # noqa: F401 - registers the handlers
 
-    _start_metrics(options.metrics_port)
+    _start_metrics(options.metrics_port, options.bind_host)
+    webhook = await _start_webhook(options)
+    try:
+        await _run_kopf(options, stop_flag=stop_flag, ready_flag=ready_flag)
+    finally:
+        if webhook is not None:
+            await webhook.cleanup()
+
+
+async def _start_webhook(options: OperatorOptions) -> Any:
+    """The Alertmanager webhook on options.webhook_port, with the bearer token from ASSAY_WEBHOOK_TOKEN (the
+    chart fills it from a Secret). None when no port is configured."""
+    if not options.webhook_port:
+        return None
+    from assay import alerts
+    from assay.controllers import handle_alert
+
+    token = os.environ.get("ASSAY_WEBHOOK_TOKEN", "").strip()
+    if not token:
+        raise SystemExit("the alert webhook needs ASSAY_WEBHOOK_TOKEN (from a Secret); set it or disable the webhook")
+    list_policies, on_matches = handle_alert.callbacks(options.namespaces)
+    app = alerts.make_app(token=token, list_policies=list_policies, on_matches=on_matches)
+    runner = await alerts.serve(app, host=options.bind_host, port=options.webhook_port)
+    logger.info("alert webhook on :%d/alerts", alerts.bound_port(runner))
+    return runner
+
+
+async def _run_kopf(
+    options: OperatorOptions,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
     await kopf.operator(
         standalone=True,
         clusterwide=not options.namespaces,

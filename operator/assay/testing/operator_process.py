@@ -47,6 +47,7 @@ class OperatorProcess:
             ASSAY_RECONCILE_INTERVAL=str(self.reconcile_interval),
             ASSAY_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
+            ASSAY_BIND_HOST="127.0.0.1",
         )
         if self.webhook_port:
             env["ASSAY_WEBHOOK_PORT"] = str(self.webhook_port)
