@@ -95,7 +95,7 @@ def test_sigterm_stops_promptly_leaving_an_in_order_prefix(slow_sim, tmp_path):
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=10)
-    assert time.monotonic() - signalled < 2.0
+    assert time.monotonic() - signalled < 5.0  # well inside the Job's 10 s termination grace period
     assert proc.returncode == errors.EXIT_TRANSIENT
     assert "Stopped" in stderr
     records = evidence(tmp_path / "ev")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import pathlib
 from typing import Any
@@ -24,6 +25,7 @@ from evaluator_harness import (
     write_jsonl,
 )
 
+from assay import httpclient
 from assay.evaluator import dataset, errors, plan, sinks
 from assay.evaluator.shard import evaluate_shard
 from assay.testing import simulator
@@ -45,7 +47,16 @@ CORE_KEYS = {
 }
 
 
-async def run(spec: Any, directory: pathlib.Path, *, shard: int = 0, shards: int = 1, **kwargs: Any) -> Any:
+async def run(
+    spec: Any,
+    directory: pathlib.Path,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    retry_policy: httpclient.RetryPolicy = FAST_RETRY,
+    **kwargs: Any,
+) -> Any:
+    """evaluate_shard into a FileSink, with retries that back off in milliseconds."""
     return await evaluate_shard(
         spec,
         shard=shard,
@@ -53,7 +64,7 @@ async def run(spec: Any, directory: pathlib.Path, *, shard: int = 0, shards: int
         sink=sinks.FileSink(directory, shard),
         api_key=None,
         judge_api_key=None,
-        retry_policy=FAST_RETRY,
+        retry_policy=retry_policy,
         **kwargs,
     )
 
@@ -145,12 +156,14 @@ async def test_sharded_evidence_equals_single_shard_evidence_except_latency(sim,
 
 
 async def test_retries_through_429_and_500_give_the_same_evidence_as_a_clean_run(dataset_path, tmp_path):
-    flaky = {"rate_limit_rate": 0.2, "retry_after_s": 0.001, "error_rate": 0.15}
+    flaky = {"rate_limit_rate": 0.15, "retry_after_s": 0.001, "error_rate": 0.1}
     async with simulator.SimulatorServer(world()) as clean_sim:
         await run(make_spec(clean_sim.base_url, dataset_path), tmp_path / "clean")
     config = world(**{BASELINE: flaky, CANDIDATE: flaky, JUDGE: flaky})
     async with simulator.SimulatorServer(config) as flaky_sim:
-        result = await run(make_spec(flaky_sim.base_url, dataset_path), tmp_path / "flaky")
+        # 12 attempts: a call failing every one of them (p = 0.235^12) would end the shard, not test retries.
+        patient = dataclasses.replace(FAST_RETRY, max_attempts=12)
+        result = await run(make_spec(flaky_sim.base_url, dataset_path), tmp_path / "flaky", retry_policy=patient)
         stats = flaky_sim.stats()["models"]
     assert result.retries > 20
     assert sum(stats[m]["rate_limited"] + stats[m]["errors"] for m in stats) == result.retries
@@ -282,15 +295,16 @@ async def test_system_prompts_are_prepended_and_the_judge_sees_neither(tmp_path)
         assert "persona" not in text and BASELINE not in text.replace(f"answer of {BASELINE}", "")
 
 
-async def test_calls_never_exceed_the_configured_concurrency(tmp_path):
+@pytest.mark.parametrize("concurrency", [5, 40])
+async def test_calls_reach_but_never_exceed_the_configured_concurrency(tmp_path, concurrency):
     def respond(body: dict[str, Any]) -> Reply:
         return completion(json.dumps({"verdict": "A"}) if body["model"] == JUDGE else f"{body['model']} says hi")
 
     async with FakeLLM(respond, delay=0.01) as fake:
         path = write_jsonl(tmp_path / "d.jsonl", simulator.make_dataset(40, seed=2))
-        spec = make_spec(fake.base_url, path, execution={"concurrency": 5})
+        spec = make_spec(fake.base_url, path, execution={"concurrency": concurrency})
         await run(spec, tmp_path / "ev")
-    assert fake.peak == 5
+    assert fake.peak == concurrency
 
 
 async def test_api_keys_are_sent_as_bearer_tokens_to_their_endpoints(tmp_path):
