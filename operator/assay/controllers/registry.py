@@ -50,9 +50,19 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 def _guarded(kind: str, uid: str, fn: Any, body: kopf.Body, logger: Logger) -> None:
+    """Reconcile one object under its lock, from a fresh read: kopf's body can lag behind our own status
+    writes, and acting on a stale status (say, a missing lastKnownGood) must never happen."""
     with status.lock_for(uid):
         try:
-            fn(body, logger=logger)
+            fresh = kube.get_object(kind, body["metadata"]["namespace"], body["metadata"]["name"])
+        except Exception as exc:
+            if kube.is_not_found(exc):
+                return  # deleted meanwhile
+            raise
+        if fresh["metadata"].get("uid") != uid:
+            return  # a new object with the same name: its own handlers will run
+        try:
+            fn(fresh, logger=logger)
         except Exception:
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             raise

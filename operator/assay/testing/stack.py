@@ -137,7 +137,9 @@ class LocalStack:
         simulator_config: Any = None,
         workdir: pathlib.Path | None = None,
         operator: bool = True,
+        executor: bool = True,
         reconcile_interval: float = 1.0,
+        webhook_token: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.models = list(models)
@@ -147,6 +149,9 @@ class LocalStack:
         self._own_workdir = workdir is None
         self.workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="assay-stack-"))
         self.with_operator = operator
+        self.with_executor = executor
+        self.webhook_token = webhook_token
+        self.webhook_port: int | None = None
         self.reconcile_interval = reconcile_interval
         self._exit = contextlib.ExitStack()
         self.plane: controlplane.ControlPlane | None = None
@@ -196,11 +201,12 @@ class LocalStack:
         self.gateway.start()
         self._exit.callback(self.gateway.stop)
 
-        from assay.testing import executor
+        if self.with_executor:
+            from assay.testing import executor
 
-        self.executor = executor.LocalExecutor(self.plane.kubeconfig, workdir=self.workdir / "pods")
-        self.executor.start()
-        self._exit.callback(self.executor.stop)
+            self.executor = executor.LocalExecutor(self.plane.kubeconfig, workdir=self.workdir / "pods")
+            self.executor.start()
+            self._exit.callback(self.executor.stop)
 
         if self.with_operator:
             self.start_operator()
@@ -209,8 +215,14 @@ class LocalStack:
         from assay.testing.operator_process import OperatorProcess
 
         assert self.plane is not None
+        if self.webhook_token and not self.webhook_port:
+            self.webhook_port = controlplane.free_port()
         self.operator = OperatorProcess(
-            self.plane.kubeconfig, log_path=self.workdir / "operator.log", reconcile_interval=self.reconcile_interval
+            self.plane.kubeconfig,
+            log_path=self.workdir / "operator.log",
+            reconcile_interval=self.reconcile_interval,
+            webhook_port=self.webhook_port,
+            webhook_token=self.webhook_token,
         )
         self.operator.start()
         self._exit.callback(self.operator.stop)

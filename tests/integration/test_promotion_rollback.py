@@ -1,0 +1,165 @@
+"""Promotion and rollback through a real LiteLLM proxy whose config lives in a ConfigMap: the operator
+switches the route alias, LiteLLM is rolled, the candidate answers; a drift alert arrives at the operator's
+webhook and the baseline answers again. The baseline snapshot survives everything."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from kubernetes import client
+
+from assay.testing import litellm, simulator
+from assay.testing.stack import LocalStack
+from conftest import wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.litellm,
+    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
+]
+
+TOKEN = "test-webhook-token"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stack")  # kept by pytest: operator and LiteLLM logs for failures
+    with LocalStack(namespace="promo", executor=False, webhook_token=TOKEN, workdir=workdir) as running:
+        running.put_dataset("prompts", simulator.make_dataset(20, seed=1))
+        yield running
+
+
+def _served_by(stack: LocalStack) -> str | None:
+    """The model that answered a request for the route; None while LiteLLM is restarting."""
+    try:
+        response = httpx.post(
+            f"{stack.litellm_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {litellm.TEST_MASTER_KEY}"},
+            json={"model": stack.route, "messages": [{"role": "user", "content": "hello"}]},
+            timeout=30,
+        )
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    return response.headers["x-litellm-model-name"].split("/", 1)[-1]
+
+
+def _status(stack: LocalStack, name: str) -> dict:
+    return stack.get("RoutePolicy", name).get("status") or {}
+
+
+def _condition(status: dict, type_: str) -> dict:
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+
+
+def _alert(stack: LocalStack, *, token: str = TOKEN, status: str = "firing", body: object = None) -> httpx.Response:
+    payload = (
+        body
+        if body is not None
+        else {
+            "version": "4",
+            "groupKey": '{}:{alertname="LLMRouteQualityDrift"}',
+            "status": status,
+            "receiver": "assay",
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager.local",
+            "alerts": [
+                {
+                    "status": status,
+                    "labels": {"alertname": "LLMRouteQualityDrift", "route": stack.route, "namespace": stack.namespace},
+                    "annotations": {"summary": "judge win rate dropped"},
+                    "startsAt": "2026-11-30T12:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus.local/graph",
+                    "fingerprint": "5f7d3a9c1b2e4d60",
+                }
+            ],
+        }
+    )
+    return httpx.post(
+        f"http://127.0.0.1:{stack.webhook_port}/alerts",
+        json=payload,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def test_promote_then_alert_rolls_back_through_real_litellm(stack):
+    stack.create(stack.policy("route-a", promotion={"automatic": False}))
+    lkg = wait_for(lambda: _status(stack, "route-a").get("lastKnownGood"), what="baseline snapshot", timeout=60)
+    assert lkg["model"] == "gpt-4o"
+    assert _served_by(stack) == "gpt-4o"
+
+    client.CustomObjectsApi(stack.api).patch_namespaced_custom_object(
+        "assay.dev",
+        "v1alpha1",
+        stack.namespace,
+        "routepolicies",
+        "route-a",
+        {"metadata": {"annotations": {"assay.dev/promote": "mini"}}},
+    )
+    promoted = wait_for(
+        lambda: (s := _status(stack, "route-a")).get("phase") == "Promoted" and s, timeout=60, what="Promoted"
+    )
+    assert promoted["activeRoute"]["model"] == "gpt-4o-mini"
+    assert promoted["promotedCandidate"] == "mini"
+    assert _condition(promoted, "Promoted")["status"] == "True"
+    wait_for(lambda: _served_by(stack) == "gpt-4o-mini", timeout=90, interval=1, what="LiteLLM serving the candidate")
+
+    # Abuse cases answer correctly and change nothing.
+    assert _alert(stack, token="wrong").status_code == 401
+    assert _alert(stack, body={"version": "4", "alerts": "nope"}).status_code == 400
+    assert _alert(stack, status="resolved").json()["ignored"]["resolved"] == 1
+    assert _status(stack, "route-a")["phase"] == "Promoted"
+
+    started = time.monotonic()
+    answer = _alert(stack)
+    took = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    assert [m["name"] for m in answer.json()["matched"]] == ["route-a"]
+    rolled = _status(stack, "route-a")
+    assert rolled["phase"] == "RolledBack", "the route is restored before the webhook answers"
+    assert rolled["activeRoute"]["model"] == "gpt-4o"
+    assert rolled["lastKnownGood"] == lkg, "the baseline snapshot is never rewritten"
+    assert _condition(rolled, "RolledBack")["reason"] == "DriftAlert"
+    assert "LLMRouteQualityDrift" in _condition(rolled, "RolledBack")["message"]
+    assert took < 30
+    wait_for(lambda: _served_by(stack) == "gpt-4o", timeout=90, interval=1, what="LiteLLM serving the baseline")
+
+    # The same firing again is a duplicate; a rolled-back policy does not promote by itself.
+    assert _alert(stack).json()["ignored"]["duplicate"] == 1
+    time.sleep(3)
+    assert _status(stack, "route-a")["phase"] == "RolledBack"
+
+
+def test_manual_rollback_annotation_restores_the_snapshot(stack):
+    stack.create(stack.policy("route-b", gateway={"route": "route-b-alias"}, promotion={"automatic": False}))
+    wait_for(lambda: _status(stack, "route-b").get("lastKnownGood"), what="baseline snapshot", timeout=60)
+    api = client.CustomObjectsApi(stack.api)
+    api.patch_namespaced_custom_object(
+        "assay.dev",
+        "v1alpha1",
+        stack.namespace,
+        "routepolicies",
+        "route-b",
+        {"metadata": {"annotations": {"assay.dev/promote": "tiny"}}},
+    )
+    wait_for(lambda: _status(stack, "route-b").get("phase") == "Promoted", timeout=60, what="Promoted")
+    api.patch_namespaced_custom_object(
+        "assay.dev",
+        "v1alpha1",
+        stack.namespace,
+        "routepolicies",
+        "route-b",
+        {"metadata": {"annotations": {"assay.dev/rollback": "now"}}},
+    )
+    rolled = wait_for(
+        lambda: (s := _status(stack, "route-b")).get("phase") == "RolledBack" and s, timeout=60, what="RolledBack"
+    )
+    assert _condition(rolled, "RolledBack")["reason"] == "Manual"
+    assert rolled["activeRoute"]["fingerprint"] == rolled["lastKnownGood"]["fingerprint"]
