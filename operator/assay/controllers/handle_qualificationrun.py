@@ -1,56 +1,295 @@
-"""QualificationRun reconciliation: references, the evaluation Job, evidence aggregation and the verdict."""
+"""QualificationRun reconciliation: references, the evaluation Job, evidence aggregation and the verdict.
+
+Level-based: every call reads the run, its Job and its evidence ConfigMaps, recomputes the decision from the
+longest complete prefix of the evidence (in the pre-registered order) and writes what changed. A restart of
+the operator at any point therefore converges to the same verdict.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import pydantic
+from kubernetes import client
 
-from assay import kube
+from assay import kube, metrics
 from assay.api import qualificationrun
-from assay.controllers import Logger, conditions, events, references, status
+from assay.controllers import Logger, conditions, events, manifests, references, status
+from assay.evaluator import kube as evidence_store
+from assay.evaluator import sinks
+from assay.qualification import cost, decision, evidence
 
 KIND = "QualificationRun"
 FINAL_PHASES = frozenset({"Passed", "Failed", "Inconclusive", "Error"})
+VERDICT_PHASE = {"passed": "Passed", "failed": "Failed", "inconclusive": "Inconclusive"}
+VERDICT_EVENT = {
+    "passed": "QualificationPassed",
+    "failed": "QualificationFailed",
+    "inconclusive": "QualificationInconclusive",
+}
+
+
+def test_settings(spec: qualificationrun.QualificationRunSpec) -> decision.TestSettings:
+    """The decision procedure's settings from a run's spec."""
+    t = spec.test
+    return decision.TestSettings(
+        margin=t.margin,
+        alpha=t.alpha,
+        candidates=spec.candidates_in_pool,
+        min_samples=t.min_samples,
+        max_samples=t.max_samples,
+        min_controls=t.min_controls,
+        swap_consistency_min=t.swap_consistency_min,
+        control_catch_min=t.control_catch_min,
+        length_ratio_max=t.length_ratio_max,
+        format_tolerance=t.format_tolerance,
+        seed=t.seed,
+    )
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def statistics_status(stats: Mapping[str, Any], money: Mapping[str, Any], *, threshold: float) -> dict[str, Any]:
+    """The status.statistics block from the decision's stats and the measured cost/latency."""
+    out = {
+        "estimate": stats.get("estimate"),
+        "lowerBound": stats.get("lower"),
+        "upperBound": stats.get("upper"),
+        "pValue": stats.get("p_value"),
+        "threshold": threshold,
+        "tieRate": stats.get("tie_rate"),
+        "agreementRate": stats.get("agreement_rate"),
+        "swapConsistency": stats.get("swap_consistency"),
+        "controlCatchRate": stats.get("control_catch_rate"),
+        "lengthRatio": stats.get("length_ratio"),
+        "lengthControlledEstimate": stats.get("length_controlled_estimate"),
+        "formatPassRate": {
+            "baseline": stats.get("format_pass_rate_baseline"),
+            "candidate": stats.get("format_pass_rate_candidate"),
+        },
+        "judgeCalls": {"made": stats.get("judge_calls_made", 0), "saved": stats.get("judge_calls_saved", 0)},
+        "costPerRequest": dict(money["cost"]),
+        "latencyMs": dict(money["latency_ms"]),
+        "tokensPerRequest": dict(money["tokens"]),
+    }
+    return _clean(out)
+
+
+def _clean(value: Any) -> Any:
+    """Round floats and drop None (status fields are optional; None would delete them in a merge patch)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    return _round(value, 6)
+
+
+def _shard_problems(statuses: Mapping[int, Mapping[str, Any]]) -> tuple[list[int], int, str | None, str | None]:
+    lines: list[int] = []
+    count = 0
+    error = reason = None
+    for shard in sorted(statuses):
+        st = statuses[shard]
+        lines.extend(int(n) for n in st.get("invalid_lines") or [])
+        count = max(count, int(st.get("invalid_count") or 0))
+        if st.get("error") and not error:
+            error, reason = str(st["error"]), st.get("error_reason") or "EvaluatorError"
+    return sorted(set(lines))[:100], count, error, reason
+
+
+def _job_state(job: Any) -> str | None:
+    """Complete, Failed, or None while running (from the Job's conditions)."""
+    for condition in (job.status.conditions or []) if job and job.status else []:
+        if condition.status == "True" and condition.type in ("Complete", "Failed"):
+            return str(condition.type)
+    return None
+
+
+def _failed_job_reason(job: Any) -> str:
+    for condition in job.status.conditions or []:
+        if condition.type == "Failed" and condition.status == "True":
+            return f"{condition.reason or 'JobFailed'}: {condition.message or ''}".strip(": ")
+    return "JobFailed"
+
+
+def _ensure_identity(namespace: str) -> None:
+    """Create the evaluator's ServiceAccount, Role and RoleBinding if missing (never widened)."""
+    core, rbac = kube.core(), kube.rbac()
+    for obj in manifests.evaluator_identity(namespace):
+        create: Any = {
+            "ServiceAccount": core.create_namespaced_service_account,
+            "Role": rbac.create_namespaced_role,
+            "RoleBinding": rbac.create_namespaced_role_binding,
+        }[obj["kind"]]
+        try:
+            create(namespace, obj)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+def _read_job(namespace: str, name: str) -> Any:
+    try:
+        return kube.batch().read_namespaced_job(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _delete_job(namespace: str, name: str) -> None:
+    try:
+        kube.batch().delete_namespaced_job(name, namespace, propagation_policy="Background")
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     """Bring one QualificationRun forward. Safe to call at any time; a decided run is left alone."""
     meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation")
     current: dict[str, Any] = dict(body.get("status") or {})
     if current.get("phase") in FINAL_PHASES:
+        if current.get("jobName") and current.get("phase") != "Error":
+            _delete_job(namespace, current["jobName"])  # converge if the operator died between verdict and stop
         return
     desired = dict(current)
     desired["observedGeneration"] = generation
+
+    def finish(ready: tuple[str, str, str]) -> None:
+        was_ready = conditions.is_true(current.get("conditions"), "Ready")
+        desired["conditions"] = conditions.set_condition(
+            desired.get("conditions"),
+            type="Ready",
+            status=ready[0],
+            reason=ready[1],
+            message=ready[2],
+            observed_generation=generation,
+        )
+        if status.write(KIND, namespace, name, current, desired):
+            logger.info("status: phase=%s reason=%s", desired.get("phase"), desired.get("reason"))
+            if (ready[0] == conditions.TRUE) != was_ready and ready[0] != conditions.TRUE:
+                events.warning(body, ready[1], ready[2])
+
     try:
         spec = qualificationrun.QualificationRunSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        ready = (conditions.FALSE, "InvalidSpec", "spec." + ".".join(map(str, first["loc"])) + ": " + first["msg"])
-    else:
-        problem = references.check(
-            references.of_run(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref)
+        message = "spec." + ".".join(map(str, first["loc"])) + ": " + first["msg"]
+        desired.update(phase="Error", reason="InvalidSpec", message=message)
+        finish((conditions.FALSE, "InvalidSpec", message))
+        return
+
+    problem = references.check(references.of_run(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref))
+    if problem:
+        desired.update(phase=current.get("phase") or "Pending", reason=problem.reason, message=problem.message)
+        finish((conditions.FALSE, problem.reason, problem.message))
+        return
+
+    job_name = manifests.job_name(name)
+    job = _read_job(namespace, job_name)
+    if job is None and current.get("phase") != "Running":
+        _ensure_identity(namespace)
+        wire = body.get("spec") or {}
+        manifest = manifests.evaluation_job(run_name=name, run_uid=uid, namespace=namespace, spec=spec, wire_spec=wire)
+        try:
+            kube.batch().create_namespaced_job(namespace, manifest)  # type: ignore[arg-type]
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        desired.update(
+            phase="Running",
+            reason="Evaluating",
+            message=f"Evaluation Job {job_name} started.",
+            jobName=job_name,
+            startedAt=conditions.now(),
+            specHash=manifests.spec_hash(wire),
         )
-        ready = (
-            (conditions.FALSE, problem.reason, problem.message)
-            if problem
-            else (conditions.TRUE, "ReferencesResolved", "All referenced Secrets and ConfigMaps exist.")
-        )
-    was_ready = conditions.is_true(current.get("conditions"), "Ready")
-    desired["conditions"] = conditions.set_condition(
-        current.get("conditions"),
-        type="Ready",
-        status=ready[0],
-        reason=ready[1],
-        message=ready[2],
-        observed_generation=generation,
+        events.normal(body, "QualificationStarted", f"Job {job_name}: {spec.candidate.model} vs {spec.baseline.model}")
+
+    records_by_shard, shard_statuses = evidence_store.read_evidence_configmaps(kube.core(), namespace, name)
+    prefix = sinks.longest_complete_prefix(records_by_shard, spec.execution.parallelism)
+    settings = test_settings(spec)
+    qualification = decision.Qualification(settings)
+    verdict: decision.Decision | None = None
+    for record in prefix:
+        verdict = qualification.add(evidence.parse_line(json.dumps(record), line_no=record["seq"], source=name))
+        if verdict is not None:
+            break
+
+    invalid_lines, invalid_count, shard_error, shard_error_reason = _shard_problems(shard_statuses)
+    job_state = _job_state(job)
+    all_done = (
+        bool(shard_statuses)
+        and len(shard_statuses) >= spec.execution.parallelism
+        and all(s.get("done") for s in shard_statuses.values())
     )
-    desired.setdefault("phase", "Pending")
-    if ready[0] != conditions.TRUE:
-        desired["reason"], desired["message"] = ready[1], ready[2]
-    if status.write(KIND, namespace, name, current, desired):
-        logger.info("status: phase=%s ready=%s reason=%s", desired.get("phase"), ready[0], ready[1])
-        if (ready[0] == conditions.TRUE) != was_ready:
-            (events.normal if ready[0] == conditions.TRUE else events.warning)(body, ready[1], ready[2])
+    if verdict is None and (job_state == "Complete" or all_done) and not shard_error:
+        verdict = qualification.finish()  # the evidence ended before the test decided
+
+    stats = verdict.stats if verdict is not None else qualification._stats()
+    consumed = qualification.records
+    total = sum(int(s.get("positions") or 0) for s in shard_statuses.values()) or None
+    money = cost.per_request(
+        prefix[:consumed],
+        baseline_model=spec.baseline.model,
+        candidate_model=spec.candidate.model,
+        prices=cost.price_table(spec.pricing),
+    )
+    desired["progress"] = _clean(
+        {
+            "evaluated": consumed,
+            "samples": qualification.samples,
+            "controls": qualification.controls,
+            "total": total,
+            "invalidLines": invalid_count or len(invalid_lines),
+            "display": f"{consumed}/{total}" if total else str(consumed),
+        }
+    )
+    desired["statistics"] = statistics_status(stats, money, threshold=settings.null_mean)
+    if invalid_lines:
+        desired["invalidLines"] = invalid_lines
+        shown = ", ".join(map(str, invalid_lines[:20]))
+        desired["conditions"] = conditions.set_condition(
+            desired.get("conditions"),
+            type="DatasetValid",
+            status=conditions.FALSE,
+            reason="InvalidLines",
+            message=f"{invalid_count or len(invalid_lines)} malformed dataset line(s) skipped: lines {shown}",
+            observed_generation=generation,
+        )
+
+    if verdict is not None:
+        phase = VERDICT_PHASE[verdict.verdict]
+        desired.update(
+            phase=phase,
+            reason=verdict.reason,
+            message=verdict.message,
+            decidedAtSample=qualification.samples,
+            completedAt=conditions.now(),
+        )
+        _delete_job(namespace, job_name)  # stop early: the test has decided
+        (events.normal if phase == "Passed" else events.warning)(body, VERDICT_EVENT[verdict.verdict], verdict.message)
+        metrics.QUALIFICATION_RUNS.labels(namespace=namespace, verdict=verdict.verdict, reason=verdict.reason).inc()
+        metrics.SAMPLES.labels(namespace=namespace).inc(qualification.samples)
+        metrics.JUDGE_CALLS.labels(namespace=namespace).inc(stats.get("judge_calls_made") or 0)
+        metrics.JUDGE_CALLS_SAVED.labels(namespace=namespace).inc(stats.get("judge_calls_saved") or 0)
+        for side in ("baseline", "candidate"):
+            if money["cost"][side] is not None:
+                metrics.COST_PER_REQUEST.labels(namespace=namespace, run=name, side=side).set(money["cost"][side])
+    elif shard_error:
+        desired.update(phase="Error", reason=shard_error_reason, message=shard_error, completedAt=conditions.now())
+        events.warning(body, shard_error_reason or "EvaluatorError", shard_error)
+        metrics.QUALIFICATION_RUNS.labels(namespace=namespace, verdict="error", reason=shard_error_reason).inc()
+    elif job_state == "Failed":
+        message = f"Evaluation Job {job_name} failed ({_failed_job_reason(job)}) before the test decided."
+        desired.update(phase="Error", reason="JobFailed", message=message, completedAt=conditions.now())
+        events.warning(body, "JobFailed", message)
+        metrics.QUALIFICATION_RUNS.labels(namespace=namespace, verdict="error", reason="JobFailed").inc()
+    elif desired.get("phase") == "Running":
+        desired["reason"] = "Evaluating"
+        desired["message"] = f"{qualification.samples} pairs evaluated; the test has not decided yet."
+    finish((conditions.TRUE, "ReferencesResolved", "All referenced Secrets and ConfigMaps exist."))
