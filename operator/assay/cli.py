@@ -37,15 +37,15 @@ def _crds(argv: Sequence[str]) -> int:
 
 
 def _analyze(argv: Sequence[str]) -> int:
-    from assay.qualification import analyze
+    from assay.qualification.analyze import main as analyze_main
 
-    return analyze.main(list(argv))
+    return analyze_main(list(argv))
 
 
 def _evaluate(argv: Sequence[str]) -> int:
-    from assay.evaluator import __main__ as evaluator_main
+    from assay.evaluator.__main__ import main as evaluator_main
 
-    return int(evaluator_main.main(list(argv)) or 0)
+    return int(evaluator_main(list(argv)) or 0)
 
 
 COMMANDS = {

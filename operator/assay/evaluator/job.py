@@ -117,9 +117,11 @@ async def _main_async(env: Mapping[str, str]) -> int:
     return await _run(env, stop=stop)
 
 
-def main(env: Mapping[str, str] | None = None, *, termination_log: str = TERMINATION_LOG) -> int:
+def main(env: Mapping[str, str] | None = None, *, termination_log: str | None = None) -> int:
     """Run this pod's shard; returns the exit code."""
     env = os.environ if env is None else env
+    # A kubelet maps terminationMessagePath into the container; the local executor names its file in env.
+    termination_log = termination_log or env.get("ASSAY_TERMINATION_LOG") or TERMINATION_LOG
     logging.basicConfig(
         level=logging.DEBUG if env.get("ASSAY_LOG_LEVEL", "").upper() == "DEBUG" else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

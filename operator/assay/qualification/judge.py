@@ -50,9 +50,7 @@ def _render_message(message: Mapping[str, object]) -> str:
     if not isinstance(content, str):
         # OpenAI content parts: keep the text parts, in order.
         parts = content if isinstance(content, list) else []
-        content = "\n".join(
-            str(p.get("text", "")) for p in parts if isinstance(p, Mapping) and p.get("type") == "text"
-        )
+        content = "\n".join(str(p.get("text", "")) for p in parts if isinstance(p, Mapping) and p.get("type") == "text")
     return f"{message.get('role', 'user')}: {content}"
 
 

@@ -6,6 +6,8 @@ that Deployment: when the Deployment's pod template changes (assay rolls it afte
 local LiteLLM process is restarted with the ConfigMap's config, which is what a rollout would do.
 """
 
+# The kubernetes client's generated stubs want model objects; this test tooling passes plain dicts.
+# mypy: disable-error-code="arg-type,union-attr,index,assignment,attr-defined,unused-ignore"
 from __future__ import annotations
 
 import contextlib
