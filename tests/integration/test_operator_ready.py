@@ -62,7 +62,11 @@ def test_new_policy_becomes_ready_with_observed_generation(kube, operator, names
     assert obj["status"]["phase"] in {"Qualifying", "Pending"}
 
     api.patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, "support-summary",
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "support-summary",
         {"spec": {"qualification": {"test": {"margin": 0.1}}}},
     )
     updated = wait_for(
