@@ -115,8 +115,8 @@ class FormatCheck:
             for child in schema:
                 self._check_patterns(child)
 
-    def check(self, answer: str) -> bool:
-        """Whether the answer meets the format (always true for type None)."""
+    def check(self, answer: str) -> bool | None:
+        """Whether the answer meets the format; None when no format is configured (nothing was checked)."""
         if self.kind == "JSON":
             return _parse_json(answer)[0]
         if self.kind == "JSONSchema":
@@ -124,4 +124,4 @@ class FormatCheck:
             return ok and matches_schema(value, self._schema)
         if self._pattern is not None:
             return self._pattern.fullmatch(answer) is not None
-        return True
+        return None

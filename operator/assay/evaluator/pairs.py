@@ -46,6 +46,12 @@ def _sum_tokens(completions: Iterable[calls.Completion]) -> dict[str, int | None
     return totals
 
 
+def _mean_latency(completions: Sequence[calls.Completion]) -> float | None:
+    """Mean latency of the calls (ms), None when there were none."""
+    measured = [c.latency_ms for c in completions if c.latency_ms is not None]
+    return round(sum(measured) / len(measured), 1) if measured else None
+
+
 @dataclasses.dataclass
 class Counters:
     """What this process did, for logs, the shard status and the benchmark (never text)."""
@@ -198,6 +204,7 @@ class PairEvaluator:
             "latency_ms": {
                 "baseline": baseline.latency_ms,
                 "candidate": candidate_call.latency_ms if candidate_call else None,
+                "judge": _mean_latency(judge_completions),
             },
             "replayed_baseline": replayed,
             "shard": self._shard,

@@ -102,6 +102,7 @@ async def test_evidence_record_core_shape(sim, dataset_path, tmp_path):
     for record in records:
         assert record.keys() >= CORE_KEYS
         assert record["shard"] == 0 and record["replayed_baseline"] is False
+        assert record["format_ok"] == {"baseline": None, "candidate": None}  # no format configured
         if record["agreement"] is None:
             assert set(record["judge"]) == {"candidate_first", "baseline_first"}
             assert set(record["judge"].values()) <= {"candidate", "baseline", "tie", "invalid"}
@@ -111,7 +112,7 @@ async def test_evidence_record_core_shape(sim, dataset_path, tmp_path):
             assert record["judge"] is None and record["judge_calls"] == 0
     pair = next(r for r in records if not r["control"] and r["agreement"] is None)
     assert all(pair["tokens"][side]["completion"] > 0 for side in ("baseline", "candidate"))
-    assert all(pair["latency_ms"][side] > 0 for side in ("baseline", "candidate"))
+    assert all(pair["latency_ms"][side] > 0 for side in ("baseline", "candidate", "judge"))
     assert {r["agreement"] for r in records} >= {None, "exact"}  # equal ideal answers agree exactly
 
 
@@ -293,6 +294,19 @@ async def test_system_prompts_are_prepended_and_the_judge_sees_neither(tmp_path)
         text = json.dumps(call["messages"])
         assert "Prefer correct answers." in text and "the reference" in text
         assert "persona" not in text and BASELINE not in text.replace(f"answer of {BASELINE}", "")
+
+
+async def test_both_answers_are_checked_against_the_configured_format(tmp_path):
+    def respond(body: dict[str, Any]) -> Reply:
+        answers = {BASELINE: '{"label": "spam"}', CANDIDATE: "label: spam", JUDGE: json.dumps({"verdict": "B"})}
+        return completion(answers[body["model"]])
+
+    async with FakeLLM(respond) as fake:
+        spec = make_spec(fake.base_url, one_pair_dataset(tmp_path), test={"controlShare": 0}, format={"type": "JSON"})
+        await run(spec, tmp_path / "ev")
+    [record] = evidence(tmp_path / "ev")
+    assert record["format_ok"] == {"baseline": True, "candidate": False}
+    assert record["judge"] == {"candidate_first": "baseline", "baseline_first": "candidate"}
 
 
 @pytest.mark.parametrize("concurrency", [5, 40])
