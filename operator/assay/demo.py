@@ -21,6 +21,7 @@ from assay.testing import simulator
 from assay.testing.stack import LocalStack
 
 POLICY = "support-summary"
+WEBHOOK_TOKEN = "demo-webhook-token"
 
 
 class Narrator:
@@ -60,16 +61,21 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "-"
 
 
-def _ask(stack: LocalStack, route: str) -> str:
+def _ask(stack: LocalStack, route: str) -> str | None:
+    """The model LiteLLM used to answer a request for the route; None while LiteLLM restarts."""
     from assay.testing import litellm
 
-    response = httpx.post(
-        f"{stack.litellm_url}/v1/chat/completions",
-        headers={"Authorization": f"Bearer {litellm.TEST_MASTER_KEY}"},
-        json={"model": route, "messages": [{"role": "user", "content": "Summarize the ticket about billing."}]},
-        timeout=30,
-    )
-    response.raise_for_status()
+    try:
+        response = httpx.post(
+            f"{stack.litellm_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {litellm.TEST_MASTER_KEY}"},
+            json={"model": route, "messages": [{"role": "user", "content": "Summarize the ticket about billing."}]},
+            timeout=30,
+        )
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
     served = response.headers.get("x-litellm-model-name") or response.json().get("model", "?")
     return served.split("/", 1)[-1]
 
@@ -77,7 +83,7 @@ def _ask(stack: LocalStack, route: str) -> str:
 def run(*, samples: int, out: pathlib.Path) -> int:
     n = Narrator()
     print("assay demo: qualify cheaper models on your own prompts, promote, roll back on drift.")
-    stack = LocalStack(namespace="assay-demo", reconcile_interval=1.0)
+    stack = LocalStack(namespace="assay-demo", reconcile_interval=1.0, webhook_token=WEBHOOK_TOKEN)
     try:
         n.step(
             "Starting a local control plane (etcd, kube-apiserver, kube-controller-manager), the LLM simulator, "
@@ -143,9 +149,53 @@ def run(*, samples: int, out: pathlib.Path) -> int:
             f"; savings {status.get('savings', {}).get('display', '-')}"
         )
         if status.get("phase") == "Promoted":
-            _wait(lambda: _ask(stack, stack.route) != stack.baseline, timeout=120)
-            n.say(f"a request for '{stack.route}' is now answered by {_ask(stack, stack.route)}")
+            served = _wait(lambda: (m := _ask(stack, stack.route)) not in (None, stack.baseline) and m, timeout=180)
+            n.say(f"a request for '{stack.route}' is now answered by {served}")
         n.done("promotion")
+
+        if status.get("phase") == "Promoted":
+            n.step("Drift: Alertmanager fires LLMRouteQualityDrift at the operator's webhook")
+            alert = {
+                "version": "4",
+                "groupKey": "demo",
+                "status": "firing",
+                "receiver": "assay",
+                "groupLabels": {},
+                "commonLabels": {},
+                "commonAnnotations": {},
+                "externalURL": "http://alertmanager.local",
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {
+                            "alertname": "LLMRouteQualityDrift",
+                            "route": stack.route,
+                            "namespace": stack.namespace,
+                        },
+                        "annotations": {"summary": "judge win rate of the live route dropped"},
+                        "startsAt": "2026-11-30T12:00:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z",
+                        "generatorURL": "http://prometheus.local",
+                        "fingerprint": "d3m0d3m0d3m0d3m0",
+                    }
+                ],
+            }
+            sent = time.monotonic()
+            answer = httpx.post(
+                f"http://127.0.0.1:{stack.webhook_port}/alerts",
+                json=alert,
+                headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+                timeout=30,
+            )
+            restored_in = time.monotonic() - sent
+            rolled = stack.get("RoutePolicy", POLICY)["status"]
+            n.say(
+                f"webhook answered {answer.status_code}; route restored in {restored_in * 1000:.0f} ms "
+                f"(phase {rolled.get('phase')}, active {rolled.get('activeRoute', {}).get('model')})"
+            )
+            served = _wait(lambda: (m := _ask(stack, stack.route)) == stack.baseline and m, timeout=180)
+            n.say(f"after LiteLLM rolled, '{stack.route}' is answered by {served} again")
+            n.done("rollback")
 
         n.step("Summary")
         for label, took in n.timings:

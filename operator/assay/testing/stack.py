@@ -111,10 +111,13 @@ class LiteLLMDeployment:
             except Exception:  # the control plane may be going away
                 continue
             if template != self._template_hash and self.proxy is not None:
-                self._template_hash = template
                 started = time.monotonic()
                 self._write_config()
-                self.proxy.restart()
+                try:
+                    self.proxy.restart()
+                except Exception:  # a slow start on a loaded machine: the next loop tries again
+                    continue
+                self._template_hash = template
                 self.restarts += 1
                 self.last_restart_seconds = time.monotonic() - started
 
