@@ -49,7 +49,7 @@ correction: the run passes when p_value <= alpha / K. `lower` is at level alpha/
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from assay.qualification import evidence, length_control, sequential
@@ -204,10 +204,12 @@ class Qualification:
         """Non-control pairs consumed."""
         return self.test.n
 
-    def add(self, record: evidence.EvidenceRecord) -> Decision | None:
-        """Consume one record; the Decision if this record settles the run, else None."""
+    def add(self, record: evidence.EvidenceRecord | Mapping[str, Any]) -> Decision | None:
+        """Consume one record (or its JSON object, checked first); the Decision if it settles the run."""
         if self.decision is not None:
             return self.decision
+        if not isinstance(record, evidence.EvidenceRecord):
+            record = evidence.from_dict(record, source="<record>")
         self.records += 1
         s = evidence.score(record)
         verdicts = record.judge
@@ -523,7 +525,9 @@ def _threshold_guardrail(
     return GuardrailResult(name, "ok" if rate >= least else "violated", reason, rate, least, whole)
 
 
-def decide(records: Iterable[evidence.EvidenceRecord], settings: TestSettings | None = None) -> Decision:
+def decide(
+    records: Iterable[evidence.EvidenceRecord | Mapping[str, Any]], settings: TestSettings | None = None
+) -> Decision:
     """Consume records in order and stop at the first decision; `stats["records"]` says how many were read."""
     qualification = Qualification(settings)
     for record in records:

@@ -110,8 +110,13 @@ class EvidenceRecord:
         return json.dumps(self.to_dict(), separators=(", ", ": "))
 
 
-def score(record: EvidenceRecord) -> float:
-    """The candidate's score for this pair: 0.5 when the answers agreed, else the mean over both orders."""
+def score(record: EvidenceRecord | Mapping[str, Any]) -> float:
+    """The candidate's score for this pair: 0.5 when the answers agreed, else the mean over both orders.
+
+    Takes a record, or its JSON object (checked first).
+    """
+    if not isinstance(record, EvidenceRecord):
+        record = from_dict(record)
     if record.agreement is not None:
         return 0.5
     verdicts = record.judge
@@ -153,6 +158,11 @@ def parse_line(text: str, *, line_no: int | None = None, source: str = "<evidenc
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         raise _fail(source, line_no, f"not valid JSON ({err.msg} at column {err.colno})") from None
+    return from_dict(obj, line_no=line_no, source=source)
+
+
+def from_dict(obj: object, *, line_no: int | None = None, source: str = "<evidence>") -> EvidenceRecord:
+    """One evidence record from its decoded JSON object, checked as `parse_line` checks a line."""
     if not isinstance(obj, dict):
         raise _fail(source, line_no, "a record must be a JSON object")
     for name in ("seq", "id", "control", "agreement"):

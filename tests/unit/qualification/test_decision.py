@@ -161,7 +161,7 @@ def test_candidates_on_the_same_pool_raise_the_bar_to_k_over_alpha():
 def test_decide_equals_the_incremental_procedure_and_is_deterministic():
     records = simulate.simulate_evidence(1500, simulate.Scenario(mu=0.53, control_rate=0.08, length_ratio=1.3), seed=7)
     first = decision.decide(records)
-    again = decision.decide(list(records))
+    again = decision.decide([r.to_dict() for r in records])  # JSON objects are read as records
     incremental = decision.Qualification()
     returned = [incremental.add(r) for r in records]
     decided_at = next(i for i, d in enumerate(returned) if d is not None)

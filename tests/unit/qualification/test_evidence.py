@@ -126,3 +126,12 @@ def test_read_evidence_requires_evaluation_order():
         evidence.read_evidence(lines)
     assert caught.value.line_no == 3
     assert [r.seq for r in evidence.read_evidence(lines[:2])] == [0, 2]
+
+
+def test_a_decoded_json_object_is_checked_like_a_line():
+    obj = json.loads(line(judge={"candidate_first": "tie", "baseline_first": "baseline"}))
+    assert evidence.from_dict(obj) == evidence.parse_line(json.dumps(obj))
+    assert evidence.score(obj) == 0.25
+    del obj["control"]
+    with pytest.raises(evidence.EvidenceError, match='missing field "control"'):
+        evidence.from_dict(obj, line_no=3, source="chunk-0001")
