@@ -230,7 +230,7 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     if verdict is None and (job_state == "Complete" or all_done) and not shard_error:
         verdict = qualification.finish()  # the evidence ended before the test decided
 
-    stats = verdict.stats if verdict is not None else qualification._stats()
+    stats = verdict.stats if verdict is not None else qualification.stats()
     consumed = qualification.records
     total = sum(int(s.get("positions") or 0) for s in shard_statuses.values()) or None
     money = cost.per_request(
