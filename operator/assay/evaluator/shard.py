@@ -178,12 +178,15 @@ async def evaluate_shard(
             await asyncio.to_thread(sink.write_status, status.as_dict())
         raise
     log.info(
-        "shard %d/%d: %s; %d/%d positions written, %d judge calls, %d saved by agreement, %d retries",
+        "shard %d/%d: %s; %d/%d positions written (%d pairs, %d controls evaluated now), %d judge calls, "
+        "%d saved by agreement, %d retries",
         shard,
         shards,
         "stopped" if stopped else "complete",
         status.written,
         status.positions,
+        counters.pairs,
+        counters.controls,
         counters.judge_calls,
         counters.judge_calls_saved,
         counters.retries,
@@ -221,7 +224,7 @@ async def _evaluate_slots(
     """Evaluate and commit `todo` in order; True when stopped early by `stop`."""
     execution = spec.execution
     limit = calls.PriorityLimit(execution.concurrency)
-    common: dict[str, Any] = {
+    call_settings: dict[str, Any] = {
         "limit": limit,
         "policy": policy,
         "timeout": execution.request_timeout_seconds,
@@ -232,9 +235,9 @@ async def _evaluate_slots(
         judge_api_key = api_key
     judge_url = spec.judge.endpoint.url if spec.judge.endpoint else spec.endpoint.url
     async with contextlib.AsyncExitStack() as stack:
-        endpoint = calls.ChatEndpoint(spec.endpoint.url, role="endpoint", api_key=api_key, **common)
+        endpoint = calls.ChatEndpoint(spec.endpoint.url, role="endpoint", api_key=api_key, **call_settings)
         stack.push_async_callback(endpoint.aclose)
-        judge_endpoint = calls.ChatEndpoint(judge_url, role="judge", api_key=judge_api_key, **common)
+        judge_endpoint = calls.ChatEndpoint(judge_url, role="judge", api_key=judge_api_key, **call_settings)
         stack.push_async_callback(judge_endpoint.aclose)
         evaluator = pairs.PairEvaluator(
             spec,
