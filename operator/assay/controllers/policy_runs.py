@@ -31,8 +31,10 @@ def run_spec(spec: routepolicy.RoutePolicySpec, candidate_index: int, *, policy_
 
 
 def run_name(policy_name: str, candidate_name: str, spec_hash: str) -> str:
-    """Names change with the experiment: an edited spec, or a requalification, gets new runs."""
-    return f"{policy_name[:40].rstrip('-.')}-{candidate_name}-{spec_hash[:8]}"
+    """Names change with the experiment: an edited spec, or a requalification, gets new runs. At most 63
+    characters, because the name is also the value of the assay.dev/run label."""
+    room = 63 - len(candidate_name) - len(spec_hash[:8]) - 2
+    return f"{policy_name[:room].rstrip('-.')}-{candidate_name}-{spec_hash[:8]}"
 
 
 def desired_runs(

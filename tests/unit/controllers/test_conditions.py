@@ -32,3 +32,10 @@ def test_reference_check_names_the_object_the_key_and_the_field():
     no_key = references.check(refs, keys_of=lambda kind, name: {"other"})
     assert no_key is not None and no_key.reason == "SecretKeyNotFound" and "other" in no_key.message
     assert references.check(refs, keys_of=lambda kind, name: {"api-key"}) is None
+
+
+def test_run_names_fit_a_label_value():
+    from assay.controllers import policy_runs
+
+    name = policy_runs.run_name("p" * 253, "c" * 40, "0123456789abcdef")
+    assert len(name) <= 63 and name.endswith("-" + "c" * 40 + "-01234567")
