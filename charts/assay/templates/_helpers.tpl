@@ -1,0 +1,116 @@
+{{- define "assay.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "assay.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "assay.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "assay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "assay.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "assay.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: assay
+{{- end }}
+
+{{- define "assay.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "assay.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "assay.subjects" -}}
+- kind: ServiceAccount
+  name: {{ include "assay.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/* The operator's image; evaluation Jobs run the same one. */}}
+{{- define "assay.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "assay.webhookSecretName" -}}
+{{- default (printf "%s-webhook" (include "assay.fullname" .)) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{/*
+The operator's rules in the namespaces it watches. Least privilege: no wildcards. Roles and RoleBindings are
+here because the operator creates each namespace's evaluator ServiceAccount + Role + RoleBinding, and
+Kubernetes lets it grant only what it holds itself (configmaps and qualificationruns below).
+*/}}
+{{- define "assay.namespacedRules" -}}
+- apiGroups: [assay.dev]
+  resources: [routepolicies, qualificationruns]
+  verbs: [get, list, watch, patch, update, create, delete]
+- apiGroups: [assay.dev]
+  resources: [routepolicies/status, qualificationruns/status]
+  verbs: [get, patch, update]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+# Evidence chunks written by the evaluator, and the LiteLLM proxy's config.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, patch, delete]
+# API keys are referenced by name and read one at a time; never listed or watched.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch]
+# Rolling the LiteLLM Deployment after its config changed.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, patch]
+- apiGroups: [aigateway.envoyproxy.io]
+  resources: [aigatewayroutes]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, patch, update]
+{{- end }}
+
+{{/* Cluster-scoped reads kopf needs in either mode: it scans CRDs to resolve its resources. */}}
+{{- define "assay.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end }}
