@@ -8,6 +8,7 @@ and never overwritten afterwards.
 
 from __future__ import annotations
 
+import copy
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -70,10 +71,11 @@ def converge(
     *,
     body: Mapping[str, Any],
     logger: Logger,
-    current: Mapping[str, Any],
+    current: dict[str, Any],
 ) -> None:
     """Snapshot the baseline route, act on commands and verdicts, finish any pending action, and notice routes
-    changed by hand. Mutates `desired` (the status to be written); may write intermediate status itself."""
+    changed by hand. Mutates `desired` (the status to be written); may write intermediate status itself, and
+    then updates `current` (the status as the API holds it) to match."""
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
@@ -131,7 +133,10 @@ def converge(
         if fresh:
             # The intent reaches the API before the gateway is touched: a restart finishes what was started.
             status.write(KIND, namespace, name, current, desired)
-            current = dict(desired)
+            # The caller's final write is a diff against `current`: without the intent in it, clearing the
+            # intent after success would not reach the API, and the next reconcile would act a second time.
+            current.clear()
+            current.update(copy.deepcopy(desired))
         perform(spec, desired, gateway=gateway, body=body, logger=logger, resuming=not fresh)
         return
 
