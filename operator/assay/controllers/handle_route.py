@@ -327,8 +327,9 @@ def roll_back_now(body: Mapping[str, Any], *, reason: str, received_at: float, l
         "startedAt": _iso(started),
     }
     status.write(KIND, namespace, name, current, desired)
+    written = copy.deepcopy(desired)  # the status as the API now holds it, intent included
     gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
     perform(spec, desired, gateway=gateway, body=body, logger=logger, resuming=True)
-    status.write(KIND, namespace, name, {**current, "pending": desired.get("pending", current.get("pending"))}, desired)
+    status.write(KIND, namespace, name, written, desired)
     events.warning(body, "DriftAlert", f"Alert {reason} matched spec.rollback.alertSelector; route restored.")
     return "pending" not in desired
