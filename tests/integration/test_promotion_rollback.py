@@ -10,6 +10,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+from assay.gateways import litellm_config
 from assay.testing import litellm, simulator
 from assay.testing.stack import LocalStack
 from conftest import wait_for
@@ -163,3 +164,22 @@ def test_manual_rollback_annotation_restores_the_snapshot(stack):
     )
     assert _condition(rolled, "RolledBack")["reason"] == "Manual"
     assert rolled["activeRoute"]["fingerprint"] == rolled["lastKnownGood"]["fingerprint"]
+    assert rolled["activeRoute"].get("model") == rolled["lastKnownGood"].get("model")
+    assert "candidate" not in rolled["activeRoute"], "a rolled-back route names no candidate"
+
+    # A hand edit of the alias is reported as Degraded, not silently overwritten.
+    core = client.CoreV1Api(stack.api)
+    cm = core.read_namespaced_config_map("litellm-config", stack.namespace)
+    cm.data["config.yaml"] = litellm_config.set_alias(cm.data["config.yaml"], "route-b-alias", "tiny-llm")
+    core.replace_namespaced_config_map("litellm-config", stack.namespace, cm)
+    degraded = wait_for(
+        lambda: (s := _status(stack, "route-b")) and _condition(s, "Degraded").get("status") == "True" and s,
+        timeout=30,
+        what="Degraded",
+    )
+    assert _condition(degraded, "Degraded")["reason"] == "RouteChangedExternally"
+    time.sleep(2)
+    assert (
+        "route-b-alias: tiny-llm"
+        in core.read_namespaced_config_map("litellm-config", stack.namespace).data["config.yaml"]
+    ), "assay does not overwrite a hand edit"

@@ -20,9 +20,18 @@ def lock_for(uid: str) -> threading.Lock:
 
 
 def changed_fields(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    """The top-level status fields whose desired value differs from the current one; a field the desired
-    status no longer has is set to None, which a merge patch deletes."""
-    patch = {key: value for key, value in desired.items() if current.get(key) != value}
+    """A JSON merge patch (RFC 7386) turning `current` into `desired`: changed fields, recursively into
+    objects, and None for every field `desired` no longer has (a merge patch deletes those; leaving them out
+    would keep stale values, e.g. a rolled-back route still naming the candidate). Lists are replaced whole."""
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        old = current.get(key)
+        if old == value:
+            continue
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            patch[key] = changed_fields(old, value)
+        else:
+            patch[key] = value
     patch.update({key: None for key in current if key not in desired and current[key] is not None})
     return patch
 

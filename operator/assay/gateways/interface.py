@@ -123,10 +123,20 @@ class RouteChangedExternally(GatewayError):
 # --- data ---------------------------------------------------------------------------------------------------
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def fingerprint(entries: Mapping[str, Any]) -> str:
     """A stable hash of the owned entries only: equal entries give equal fingerprints whatever the key order,
-    and an edit to anything assay does not own leaves it unchanged."""
-    canonical = json.dumps(entries, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    and an edit to anything assay does not own leaves it unchanged. A null entry counts as absent: status
+    (a Kubernetes object) cannot tell them apart, and a snapshot read back from status must match the live
+    route it was taken from."""
+    canonical = json.dumps(_without_nulls(entries), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -39,3 +39,20 @@ def test_run_names_fit_a_label_value():
 
     name = policy_runs.run_name("p" * 253, "c" * 40, "0123456789abcdef")
     assert len(name) <= 63 and name.endswith("-" + "c" * 40 + "-01234567")
+
+
+def test_status_patch_deletes_fields_the_desired_status_no_longer_has():
+    from assay.controllers import status
+
+    current = {
+        "phase": "Promoted",
+        "activeRoute": {"model": "tiny-llm", "candidate": "tiny", "fingerprint": "a"},
+        "pending": {"action": "RollBack"},
+    }
+    desired = {"phase": "RolledBack", "activeRoute": {"fingerprint": "b"}}
+    assert status.changed_fields(current, desired) == {
+        "phase": "RolledBack",
+        "activeRoute": {"fingerprint": "b", "model": None, "candidate": None},
+        "pending": None,
+    }
+    assert status.changed_fields(desired, desired) == {}
