@@ -8,7 +8,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv testbin litellm deps lint crds-check unit integration test demo crds bench clean
+IMAGE ?= assay:dev
+
+.PHONY: all venv testbin litellm deps lint crds-check unit integration test demo crds bench clean image kind-up e2e
 
 all: test
 
@@ -38,6 +40,7 @@ crds-check: venv
 
 crds: venv
 	$(BIN)/python -m assay.api.crdgen
+	cp crds/*.yaml charts/assay/crds/
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -53,6 +56,16 @@ demo: deps
 
 bench: deps
 	$(BIN)/python benchmarks/run_all.py
+
+# For machines with Docker and kind (not runnable where no Docker engine runs).
+image:
+	docker build -t $(IMAGE) .
+
+kind-up:
+	kind get clusters | grep -qx assay || kind create cluster --name assay --config kind-config.yaml
+
+e2e: image kind-up
+	bash hack/kind-e2e.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
