@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 IMAGE ?= assay:dev
 
-.PHONY: all venv testbin litellm deps lint crds-check unit integration test demo crds bench clean image kind-up e2e
+.PHONY: all venv testbin litellm debian-packages deps lint crds-check unit integration test demo crds bench clean image kind-up e2e
 
 all: test
 
@@ -28,7 +28,10 @@ testbin:
 litellm:
 	bash hack/litellm.sh
 
-deps: venv testbin litellm
+debian-packages:
+	bash hack/debian-packages.sh
+
+deps: venv testbin litellm debian-packages
 
 lint: venv
 	$(BIN)/ruff check operator tests benchmarks
