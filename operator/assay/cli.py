@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _operator(argv: Sequence[str]) -> int:
@@ -48,27 +48,51 @@ def _evaluate(argv: Sequence[str]) -> int:
     return int(evaluator_main(list(argv)) or 0)
 
 
+def _report(argv: Sequence[str]) -> int:
+    from assay.report import command
+
+    return command.main(list(argv))
+
+
+def _plugin(name: str) -> Callable[[Sequence[str]], int]:
+    def run(argv: Sequence[str]) -> int:
+        from assay.report import plugin
+
+        handler: Callable[[Sequence[str]], int] = getattr(plugin, name)
+        return handler(argv)
+
+    return run
+
+
 COMMANDS = {
     "operator": (_operator, "run the operator"),
     "crds": (_crds, "write the CRDs generated from the API models"),
     "analyze": (_analyze, "recompute a qualification decision from evidence files"),
     "evaluate": (_evaluate, "run the evaluator (the Job's program)"),
+    "report": (_report, "write a run's qualification report (HTML, Markdown or JSON)"),
+    "status": (_plugin("status"), "show RoutePolicies and their QualificationRuns"),
+    "promote": (_plugin("promote"), "promote a RoutePolicy's candidate (annotation assay.dev/promote)"),
+    "rollback": (_plugin("rollback"), "restore a RoutePolicy's last known good route (assay.dev/rollback)"),
+    "requalify": (_plugin("requalify"), "qualify a RoutePolicy's candidates again (assay.dev/requalify)"),
 }
+PLUGIN_COMMANDS = ("status", "report", "promote", "rollback", "requalify", "analyze")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "assay", only: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in {"-h", "--help"} or args[0] not in COMMANDS:
-        lines = [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
-        print("usage: assay COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines), file=sys.stderr)
+    offered = {name: COMMANDS[name] for name in only} if only is not None else COMMANDS
+    if not args or args[0] in {"-h", "--help"} or args[0] not in offered:
+        lines = [f"  {name:<10} {help_}" for name, (_, help_) in offered.items()]
+        print(f"usage: {prog} COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines), file=sys.stderr)
         return 0 if args and args[0] in {"-h", "--help"} else 2
     logging.basicConfig(
         level=os.environ.get("ASSAY_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    handler, _ = COMMANDS[args[0]]
+    handler, _ = offered[args[0]]
     return handler(args[1:])
 
 
 def kubectl_plugin() -> int:
-    """`kubectl assay ...`: the same commands, for kubectl's plugin mechanism."""
-    return main()
+    """`kubectl assay ...`: the commands that work on a cluster's policies and runs, for kubectl's plugin
+    mechanism (kubectl runs `kubectl-assay` from PATH with the arguments after `kubectl assay`)."""
+    return main(prog="kubectl assay", only=PLUGIN_COMMANDS)

@@ -1,0 +1,297 @@
+"""What a qualification report says: the decision recomputed from evidence, and every number behind it. Pure.
+
+`build` replays evidence records through `assay.qualification.decision` exactly as the operator does (same
+records, same order, same settings), so the report's verdict is the one the run reached, or would reach.
+The row functions turn a Report into the labelled, formatted numbers that the HTML and Markdown renderings
+share, so both say the same thing to the same digit; the JSON rendering carries the unformatted values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from assay.qualification import cost, decision, evidence
+
+UNDECIDED = "undecided"
+SCORE_LABELS: tuple[str, ...] = ("0", "0.25", "0.5", "0.75", "1")
+
+GUARDRAIL_TITLES: Mapping[str, str] = {
+    "control": "Control catch rate",
+    "swap": "Swap consistency",
+    "length": "Length-controlled lower bound",
+    "format": "Format pass-rate drop",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedStatus:
+    """What the QualificationRun's status in the cluster says, to set beside the recomputed verdict."""
+
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """A qualification, recomputed: the decision (None while the run is still undecided), its stats, the
+    measured cost and latency per request, and the score distribution of the records the decision consumed."""
+
+    name: str
+    source: str
+    settings: decision.TestSettings
+    outcome: decision.Decision | None
+    stats: dict[str, Any]
+    money: dict[str, Any]
+    scores: dict[str, list[int]]
+    available_records: int
+    baseline_model: str | None = None
+    candidate_model: str | None = None
+    recorded: RecordedStatus | None = None
+    generated_at: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """passed, failed, inconclusive, or undecided (the evidence so far does not settle the run)."""
+        return self.outcome.verdict if self.outcome is not None else UNDECIDED
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason if self.outcome is not None else "Evaluating"
+
+    @property
+    def message(self) -> str:
+        if self.outcome is not None:
+            return self.outcome.message
+        return (
+            f"The test has not decided after {self.stats['samples']} pairs: the evidence so far settles nothing "
+            "(the run is still evaluating, or stopped before a verdict)."
+        )
+
+    @property
+    def savings(self) -> tuple[float | None, float | None]:
+        """(percent saved, USD saved per 1,000 requests) of the candidate against the baseline."""
+        return cost.savings(self.money["cost"]["baseline"], self.money["cost"]["candidate"])
+
+    @property
+    def disagrees_with_status(self) -> bool:
+        """The cluster's recorded verdict differs from the recomputed one (evidence lost, or settings changed)."""
+        phase = (self.recorded.phase or "").lower() if self.recorded else ""
+        return phase in ("passed", "failed", "inconclusive") and phase != self.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the decision's stats as they are, with the run, settings, cost and scores."""
+        percent, per_1k = self.savings
+        settings = dataclasses.asdict(self.settings)
+        settings["bets"] = list(self.settings.bets)
+        return {
+            "name": self.name,
+            "source": self.source,
+            "generated_at": self.generated_at,
+            "baseline_model": self.baseline_model,
+            "candidate_model": self.candidate_model,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "message": self.message,
+            "recorded_status": None if self.recorded is None else dataclasses.asdict(self.recorded),
+            "available_records": self.available_records,
+            "settings": settings,
+            "stats": self.stats,
+            "cost": self.money,
+            "savings": {"percent": percent, "per_1k_requests": per_1k},
+            "scores": {"values": list(evidence.SCORES), **self.scores},
+        }
+
+
+def build(
+    records: Iterable[evidence.EvidenceRecord],
+    settings: decision.TestSettings,
+    *,
+    name: str,
+    source: str,
+    ended: bool = True,
+    baseline_model: str | None = None,
+    candidate_model: str | None = None,
+    prices: Mapping[str, cost.Price] | None = None,
+    recorded: RecordedStatus | None = None,
+    now: datetime.datetime | None = None,
+) -> Report:
+    """Replay `records` (in evaluation order) through the decision procedure and gather the report.
+
+    With `ended` the evidence is complete, so an undecided test is concluded (Inconclusive), as the operator
+    does when the Job is done; without it an undecided test stays undecided.
+    """
+    available = list(records)
+    qualification = decision.Qualification(settings)
+    outcome: decision.Decision | None = None
+    for record in available:
+        outcome = qualification.add(record)
+        if outcome is not None:
+            break
+    if outcome is None and ended:
+        outcome = qualification.finish()
+    stats = outcome.stats if outcome is not None else qualification.stats()
+    consumed = available[: qualification.records]
+    scores = {"pairs": [0] * len(evidence.SCORES), "controls": [0] * len(evidence.SCORES)}
+    for record in consumed:
+        scores["controls" if record.control else "pairs"][evidence.SCORES.index(evidence.score(record))] += 1
+    money = cost.per_request(
+        [record.to_dict() for record in consumed],
+        baseline_model=baseline_model or "",
+        candidate_model=candidate_model or "",
+        prices=prices if prices is not None else cost.default_prices(),
+    )
+    moment = now or datetime.datetime.now(datetime.UTC)
+    return Report(
+        name=name,
+        source=source,
+        settings=settings,
+        outcome=outcome,
+        stats=stats,
+        money=money,
+        scores=scores,
+        available_records=len(available),
+        baseline_model=baseline_model,
+        candidate_model=candidate_model,
+        recorded=recorded,
+        generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+# -- the numbers, formatted once for every human-readable rendering ---------------------------------------
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A float to `digits` decimals, an int as is, None as n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def stopped_at(report: Report) -> int | None:
+    """The pair at which the test decided (None while undecided)."""
+    return report.stats["samples"] if report.outcome is not None else None
+
+
+def summary_rows(report: Report) -> list[tuple[str, str]]:
+    """(label, value) lines of the headline: verdict, test, judge and evidence counts."""
+    s, settings = report.stats, report.settings
+    rows = [
+        ("Verdict", report.verdict.upper()),
+        ("Reason", report.reason),
+        ("Message", report.message),
+    ]
+    if report.recorded is not None:
+        recorded = report.recorded
+        rows.append(("Status in the cluster", f"{recorded.phase or 'none'} ({recorded.reason or 'no reason'})"))
+    rows += [
+        ("Baseline model", report.baseline_model or "n/a"),
+        ("Candidate model", report.candidate_model or "n/a"),
+        ("Pairs (samples)", number(s["samples"])),
+        ("Controls", number(s["controls"])),
+        ("Records consumed / available", f"{s['records']} / {report.available_records}"),
+        ("Stopped at pair", number(stopped_at(report))),
+        ("Estimate (mean score)", number(s["estimate"])),
+        ("Lower bound (level alpha/K)", number(s["lower"])),
+        ("Upper bound (level alpha)", number(s["upper"])),
+        ("Bar 0.5 - margin", f"{number(s['null_mean'])} (margin {settings.margin:g})"),
+        ("Anytime p-value", f"{number(s['p_value'], 4)} (passes at <= {settings.pass_level:.4g})"),
+        ("Alpha / candidates on the pool", f"{settings.alpha:g} / {settings.candidates}"),
+        ("Lower bound cleared the bar at pair", number(s["crossed_at"])),
+        ("Test failed statistically at pair", number(s["failed_at"])),
+        ("Judge calls made", number(s["judge_calls_made"])),
+        ("Judge calls saved (agreement)", number(s["judge_calls_saved"])),
+        ("Tie rate", number(s["tie_rate"])),
+        ("Agreement rate", number(s["agreement_rate"])),
+        ("Length ratio (candidate / baseline)", number(s["length_ratio"], 2)),
+        ("Length-controlled estimate", number(s["length_controlled_estimate"])),
+        (
+            "Format pass rate baseline / candidate",
+            f"{number(s['format_pass_rate_baseline'])} / {number(s['format_pass_rate_candidate'])}",
+        ),
+    ]
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardrailRow:
+    """One guardrail, formatted: what it measures, its value, what it must be, and its state."""
+
+    name: str
+    title: str
+    value: str
+    limit: str
+    status: str
+    evidence: str
+    reason: str
+
+
+def guardrail_rows(report: Report) -> list[GuardrailRow]:
+    """Every guardrail of the decision with its value, its limit (as a condition) and its status."""
+    settings = report.settings
+    rows = []
+    for g in report.stats["guardrails"]:
+        name, status, value, limit = g["name"], g["status"], g["value"], g["limit"]
+        if status == "insufficient" and name in ("control", "swap"):
+            # While evidence is missing the decision reports the minimum count as the limit.
+            wanted = f"at least {number(limit)} {'controls' if name == 'control' else 'judged pairs'}"
+        elif name == "control":
+            wanted = f">= {number(settings.control_catch_min, 2)}"
+        elif name == "swap":
+            wanted = f">= {number(settings.swap_consistency_min, 2)}"
+        elif name == "length":
+            wanted = f"> {number(limit)} when the length ratio exceeds {settings.length_ratio_max:g}"
+        else:
+            wanted = f"<= {number(limit)}"
+        rows.append(
+            GuardrailRow(
+                name=name,
+                title=GUARDRAIL_TITLES.get(name, name),
+                value=number(value),
+                limit=wanted,
+                status=status,
+                evidence=number(g["evidence"]),
+                reason=g["reason"],
+            )
+        )
+    return rows
+
+
+def money_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(measure, baseline, candidate): tokens, cost and median latency per request."""
+    money = report.money
+
+    def usd(value: float | None) -> str:
+        return "n/a" if value is None else f"${value:.6f}"
+
+    return [
+        ("Tokens per request (mean)", number(money["tokens"]["baseline"], 1), number(money["tokens"]["candidate"], 1)),
+        ("Cost per request (USD)", usd(money["cost"]["baseline"]), usd(money["cost"]["candidate"])),
+        (
+            "Latency per request (median ms)",
+            number(money["latency_ms"]["baseline"], 1),
+            number(money["latency_ms"]["candidate"], 1),
+        ),
+    ]
+
+
+def savings_line(report: Report) -> str:
+    share, per_1k = report.savings
+    if share is None or per_1k is None:
+        return "Savings: n/a (no priced token usage for both sides)."
+    return f"Savings: {share:.1f}% of the baseline's cost, ${per_1k:.4f} per 1,000 requests."
+
+
+def score_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(score, pairs, controls): how often each score value occurred among the consumed records."""
+    pairs, controls = report.scores["pairs"], report.scores["controls"]
+    return [(label, str(pairs[i]), str(controls[i])) for i, label in enumerate(SCORE_LABELS)]
