@@ -105,7 +105,8 @@ def converge(
         pending = {"action": "RollBack", "reason": "Manual", "requestedAt": _iso(_now()), "startedAt": _iso(_now())}
     elif PROMOTE_ANNOTATION in todo and not pending:
         handled[PROMOTE_ANNOTATION] = todo[PROMOTE_ANNOTATION]
-        wanted = todo[PROMOTE_ANNOTATION]
+        # "mini", "best", or either with "@<nonce>" so the same candidate can be promoted again later.
+        wanted = todo[PROMOTE_ANNOTATION].split("@", 1)[0]
         target = desired.get("bestCandidate") if wanted in ("", "true", "best") else wanted
         if _candidate(spec, target) is None:
             events.warning(body, "PromoteRejected", f"assay.dev/promote={wanted!r}: no such candidate")

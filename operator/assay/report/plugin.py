@@ -5,8 +5,8 @@
     kubectl assay rollback POLICY                restore the last known good route
     kubectl assay requalify POLICY               qualify the candidates again
 
-The last three set an annotation (assay.dev/promote = the candidate or "best", assay.dev/rollback and
-assay.dev/requalify = a fresh timestamp); the operator acts on each distinct value once
+The last three set an annotation (assay.dev/promote = the candidate or "best" with an "@<time>" nonce,
+assay.dev/rollback and assay.dev/requalify = a fresh timestamp); the operator acts on each distinct value once
 (assay.controllers.handle_route.commands) and records it in status.handledCommands. `kubectl assay report`
 is `assay report` (assay.report.command). Exit status 0 on success, 2 when the object or cluster is unusable.
 """
@@ -194,8 +194,8 @@ class PromoteRefused(ValueError):
 
 
 def promote_value(policy: Mapping[str, Any], candidate: str) -> str:
-    """The assay.dev/promote value for promoting `candidate` ("best" or a name) of this RoutePolicy, or
-    PromoteRefused when the operator would reject it or, having acted on that value, ignore it."""
+    """The assay.dev/promote value (`<candidate or best>@<nonce>`) for promoting `candidate` of this
+    RoutePolicy, or PromoteRefused when the operator would reject it."""
     name = policy["metadata"]["name"]
     status = policy.get("status") or {}
     names = [c.get("name") for c in _get(policy, "spec", "candidates") or []]
@@ -207,17 +207,9 @@ def promote_value(policy: Mapping[str, Any], candidate: str) -> str:
             )
     elif candidate not in names:
         raise PromoteRefused(f"RoutePolicy {name} has no candidate {candidate!r}; its candidates: {', '.join(names)}")
-    handled = (status.get("handledCommands") or {}).get(handle_route.PROMOTE_ANNOTATION)
-    if handled == candidate:
-        # The operator acts once per distinct value: setting the same one again would silently do nothing.
-        best = status.get("bestCandidate")
-        alias = best if candidate == "best" else "best" if best == candidate else None
-        hint = f"; {alias!r} names the same candidate and is a new value" if alias else ""
-        raise PromoteRefused(
-            f"{handle_route.PROMOTE_ANNOTATION}={candidate} was already acted on for RoutePolicy {name} and the "
-            f"operator acts once per distinct value{hint}"
-        )
-    return candidate
+    # The operator acts once per distinct value; the nonce makes every command new (promote mini, roll back,
+    # promote mini again) while the operator reads only the part before "@".
+    return f"{candidate}@{fresh_value()}"
 
 
 def promote(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

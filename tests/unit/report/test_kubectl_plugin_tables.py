@@ -98,11 +98,12 @@ def test_age_is_kubectls_short_form(created, shown):
     assert plugin.age(created, NOW) == shown
 
 
-def test_promote_sends_the_candidate_name_or_best():
+def test_promote_sends_the_candidate_name_or_best_with_a_fresh_nonce():
     policy = _policy("support", {"bestCandidate": "mini"})
 
-    assert plugin.promote_value(policy, "tiny") == "tiny"
-    assert plugin.promote_value(policy, "best") == "best"
+    assert plugin.promote_value(policy, "tiny").split("@")[0] == "tiny"
+    assert plugin.promote_value(policy, "best").split("@")[0] == "best"
+    assert plugin.promote_value(policy, "mini") != plugin.promote_value(policy, "mini")
 
 
 def test_promote_refuses_an_unknown_candidate_listing_the_known_ones():
@@ -115,12 +116,11 @@ def test_promote_best_refuses_while_nothing_qualified():
         plugin.promote_value(_policy("support"), "best")
 
 
-def test_promote_refuses_a_value_the_operator_already_acted_on_and_offers_the_alias():
-    policy = _policy("support", {"bestCandidate": "mini", "handledCommands": {"assay.dev/promote": "mini"}})
+def test_promote_again_after_a_rollback_is_a_new_command():
+    policy = _policy("support", {"bestCandidate": "mini", "handledCommands": {"assay.dev/promote": "mini@t0"}})
 
-    with pytest.raises(plugin.PromoteRefused, match="once per distinct value; 'best' names the same candidate"):
-        plugin.promote_value(policy, "mini")
-    assert plugin.promote_value(policy, "best") == "best"
+    assert plugin.promote_value(policy, "mini").startswith("mini@")
+    assert plugin.promote_value(policy, "mini") != "mini@t0"
 
 
 def test_fresh_values_differ_from_one_call_to_the_next():
