@@ -94,7 +94,9 @@ def _shard_problems(statuses: Mapping[int, Mapping[str, Any]]) -> tuple[list[int
         st = statuses[shard]
         lines.extend(int(n) for n in st.get("invalid_lines") or [])
         count = max(count, int(st.get("invalid_count") or 0))
-        if st.get("error") and not error:
+        # A transient error (a call that kept failing, a stop) is retried by the Job and the shard resumes;
+        # only a permanent one (configuration the user must fix) ends the run here.
+        if st.get("error") and st.get("error_permanent", True) and not error:
             error, reason = str(st["error"]), st.get("error_reason") or "EvaluatorError"
     return sorted(set(lines))[:100], count, error, reason
 

@@ -61,6 +61,7 @@ class _Status:
     invalid: list[dataset.InvalidLine] = dataclasses.field(default_factory=list)
     error: str | None = None
     error_reason: str | None = None
+    error_permanent: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,8 @@ class _Status:
             "invalid_reasons": {str(i.line): i.reason for i in self.invalid[:MAX_INVALID_REASONS]},
             "error": self.error,
             "error_reason": self.error_reason,
+            # A transient error is retried by the Job (the shard resumes): only a permanent one ends the run.
+            "error_permanent": self.error_permanent,
             "updated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
 
@@ -174,6 +177,7 @@ async def evaluate_shard(
         await asyncio.to_thread(sink.write_status, status.as_dict())
     except errors.EvaluatorError as exc:
         status.error, status.error_reason = str(exc), exc.reason
+        status.error_permanent = exc.exit_code == errors.EXIT_PERMANENT
         with contextlib.suppress(errors.EvaluatorError):
             await asyncio.to_thread(sink.write_status, status.as_dict())
         raise

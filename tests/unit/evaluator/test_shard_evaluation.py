@@ -92,6 +92,7 @@ async def test_complete_shard_writes_every_position_once_in_order_in_chunks(sim,
         "invalid_reasons": {},
         "error": None,
         "error_reason": None,
+        "error_permanent": False,
         "updated_at": None,
     }
 
@@ -385,6 +386,7 @@ async def test_a_call_failing_every_attempt_is_transient_and_keeps_the_completed
     assert all(r["id"] != "sim-8-00017" for r in written)
     status = json.loads((tmp_path / "ev" / "shard-0.json").read_text())
     assert status["error_reason"] == "ModelCallFailed" and status["written"] == len(written)
+    assert status["error_permanent"] is False, "the Job retries the pod and the shard resumes"
 
 
 async def test_invalid_lines_are_skipped_and_reported(sim, tmp_path):
@@ -409,6 +411,7 @@ async def test_invalid_lines_with_fail_stop_the_run_before_any_call(sim, tmp_pat
     assert sum(m["requests"] for m in sim.stats()["models"].values()) == 0
     status = json.loads((tmp_path / "ev" / "shard-0.json").read_text())
     assert status["error_reason"] == "InvalidDatasetLines" and status["invalid_lines"] == [6]
+    assert status["error_permanent"] is True
 
 
 async def test_a_shard_without_positions_completes_at_once(sim, tmp_path):
