@@ -255,12 +255,13 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     if invalid_lines:
         desired["invalidLines"] = invalid_lines
         shown = ", ".join(map(str, invalid_lines[:20]))
+        outcome = "skipped" if spec.dataset.on_invalid_line == "Skip" else "fail the run (onInvalidLine: Fail)"
         desired["conditions"] = conditions.set_condition(
             desired.get("conditions"),
             type="DatasetValid",
             status=conditions.FALSE,
             reason="InvalidLines",
-            message=f"{invalid_count or len(invalid_lines)} malformed dataset line(s) skipped: lines {shown}",
+            message=f"{invalid_count or len(invalid_lines)} malformed dataset line(s) {outcome}: lines {shown}",
             observed_generation=generation,
         )
 
