@@ -44,6 +44,7 @@ crds-check: venv
 crds: venv
 	$(BIN)/python -m assay.api.crdgen
 	cp crds/*.yaml charts/assay/crds/
+	$(BIN)/python -m assay.api.docgen
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

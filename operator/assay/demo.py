@@ -197,11 +197,24 @@ def run(*, samples: int, out: pathlib.Path) -> int:
             n.say(f"after LiteLLM rolled, '{stack.route}' is answered by {served} again")
             n.done("rollback")
 
+        n.step("Writing the qualification reports (confidence sequence, scores, cost and latency, guardrails)")
+        from assay.report import cluster, render
+
+        out.mkdir(parents=True, exist_ok=True)
+        for run_obj in stack.list_runs():
+            run_name = run_obj["metadata"]["name"]
+            report = cluster.run_report(stack.namespace, run_name)
+            html = out / f"{run_name}.html"
+            html.write_text(render.to_html(report))
+            (out / f"{run_name}.md").write_text(render.to_markdown(report))
+            n.say(f"{html}  (and .md)")
+        n.done("reports")
+
         n.step("Summary")
         for label, took in n.timings:
             n.say(f"{label:<14} {took:6.1f}s")
         n.say(f"total          {time.monotonic() - n.started:6.1f}s")
-        out.mkdir(parents=True, exist_ok=True)
+        n.say(f"open the reports in {out.resolve()}")
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything", flush=True)

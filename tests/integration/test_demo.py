@@ -23,3 +23,6 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
     assert "is now answered by gpt-4o-mini" in out
     assert "webhook answered 200" in out and "phase RolledBack" in out
     assert "is answered by gpt-4o again" in out
+    reports = sorted((tmp_path / "demo").glob("*.html"))
+    assert len(reports) == 2
+    assert all('id="plot-bounds"' in r.read_text() for r in reports)
