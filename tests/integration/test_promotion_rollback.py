@@ -183,3 +183,33 @@ def test_manual_rollback_annotation_restores_the_snapshot(stack):
         "route-b-alias: tiny-llm"
         in core.read_namespaced_config_map("litellm-config", stack.namespace).data["config.yaml"]
     ), "assay does not overwrite a hand edit"
+
+
+def test_deleting_a_promoted_policy_restores_the_baseline_route(stack):
+    stack.create(stack.policy("route-c", gateway={"route": "route-c-alias"}, promotion={"automatic": False}))
+    wait_for(lambda: _status(stack, "route-c").get("lastKnownGood"), what="baseline snapshot", timeout=60)
+    api = client.CustomObjectsApi(stack.api)
+    api.patch_namespaced_custom_object(
+        "assay.dev",
+        "v1alpha1",
+        stack.namespace,
+        "routepolicies",
+        "route-c",
+        {"metadata": {"annotations": {"assay.dev/promote": "mini@1"}}},
+    )
+    wait_for(lambda: _status(stack, "route-c").get("phase") == "Promoted", timeout=60, what="Promoted")
+    core = client.CoreV1Api(stack.api)
+    config = lambda: core.read_namespaced_config_map("litellm-config", stack.namespace).data["config.yaml"]  # noqa: E731
+    assert "route-c-alias: gpt-4o-mini" in config()
+
+    api.delete_namespaced_custom_object("assay.dev", "v1alpha1", stack.namespace, "routepolicies", "route-c")
+
+    def gone() -> bool:
+        try:
+            stack.get("RoutePolicy", "route-c")
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=60, what="the policy to be deleted")
+    assert "route-c-alias" not in config(), "the alias the policy added is gone again (the snapshot had none)"

@@ -334,3 +334,23 @@ def roll_back_now(body: Mapping[str, Any], *, reason: str, received_at: float, l
     status.write(KIND, namespace, name, written, desired)
     events.warning(body, "DriftAlert", f"Alert {reason} matched spec.rollback.alertSelector; route restored.")
     return "pending" not in desired
+
+
+def restore_on_delete(body: Mapping[str, Any], *, logger: Logger) -> None:
+    """A deleted policy hands its route back: if anything but the last known good route is live (a promoted
+    or canary candidate), restore the snapshot. Raises a retryable GatewayError while the gateway is down, so
+    the deletion waits rather than leave a candidate serving with nobody watching it."""
+    current = body.get("status") or {}
+    good, active = current.get("lastKnownGood"), current.get("activeRoute")
+    if not good or not active or (good.get("fingerprint") == active.get("fingerprint") and not current.get("pending")):
+        return
+    spec = routepolicy.RoutePolicySpec.model_validate(body["spec"])
+    meta = body["metadata"]
+    gateway = factory.for_policy(spec, namespace=meta["namespace"], api_client=kube.api_client())
+    try:
+        gateway.restore(interface.RouteSnapshot.from_state(routepolicy.RouteState(**_snake(good))))
+    except interface.RouteNotFound:
+        logger.info("route of deleted policy %s/%s is gone; nothing to restore", meta["namespace"], meta["name"])
+        return
+    metrics.ROLLBACKS.labels(reason="deleted").inc()
+    logger.info("policy deleted: restored the last known good route on %s", gateway.describe())

@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 
 from assay import GROUP, VERSION, kube, metrics
-from assay.controllers import Logger, handle_qualificationrun, handle_routepolicy, status
+from assay.controllers import Logger, handle_qualificationrun, handle_route, handle_routepolicy, status
+from assay.gateways import interface
 
 # How often every object is reconciled even when nothing changed (level-based: it notices missing Secrets
 # that appeared, Jobs that progressed, routes edited by hand).
@@ -78,6 +79,24 @@ def routepolicy_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> 
 @kopf.timer(GROUP, VERSION, "routepolicies", interval=RECONCILE_INTERVAL, sharp=False)
 def routepolicy_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, "routepolicies")
+def routepolicy_deleted(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    """Deleting a policy restores the last known good route; a gateway that is down delays the deletion."""
+    with status.lock_for(uid):
+        try:
+            fresh = kube.get_object("RoutePolicy", body["metadata"]["namespace"], body["metadata"]["name"])
+        except Exception as exc:
+            if kube.is_not_found(exc):
+                return
+            raise
+        try:
+            handle_route.restore_on_delete(fresh, logger=logger)
+        except interface.GatewayError as exc:
+            if exc.retryable:
+                raise kopf.TemporaryError(f"restoring the route before deletion: {exc.message}", delay=10) from exc
+            logger.error("could not restore the route of a deleted policy: %s", exc.message)
 
 
 @kopf.on.resume(GROUP, VERSION, "qualificationruns")
