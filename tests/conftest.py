@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from assay.testing import controlplane
+from assay.testing import stack as local_stack
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRD_DIR = REPO / "crds"
@@ -36,33 +36,7 @@ class Kube:
 
     def apply_crds(self, paths: list[pathlib.Path], *, timeout: float = 60) -> None:
         """Create (or replace) CRDs and wait until each is Established."""
-        from kubernetes import client
-
-        api = client.ApiextensionsV1Api(self.api_client())
-        names = []
-        for path in paths:
-            for doc in yaml.safe_load_all(path.read_text()):
-                if not doc or doc.get("kind") != "CustomResourceDefinition":
-                    continue
-                names.append(doc["metadata"]["name"])
-                try:
-                    api.create_custom_resource_definition(doc)
-                except client.ApiException as exc:
-                    if exc.status != 409:
-                        raise
-                    current = api.read_custom_resource_definition(doc["metadata"]["name"])
-                    doc["metadata"]["resourceVersion"] = current.metadata.resource_version
-                    api.replace_custom_resource_definition(doc["metadata"]["name"], doc)
-        deadline = time.monotonic() + timeout
-        for name in names:
-            while True:
-                crd = api.read_custom_resource_definition(name)
-                conditions = {c.type: c.status for c in (crd.status.conditions or [])}
-                if conditions.get("Established") == "True":
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"CRD {name} not Established: {conditions}")
-                time.sleep(0.2)
+        local_stack.apply_crds(self.api_client(), paths, timeout=timeout)
 
     def create_namespace(self, name: str) -> str:
         from kubernetes import client

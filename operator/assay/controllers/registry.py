@@ -50,18 +50,25 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     )
 
 
+def _fresh(kind: str, uid: str, body: kopf.Body) -> dict[str, Any] | None:
+    """The object as the API has it now, or None if it is gone (or replaced by a namesake). kopf's body can
+    lag behind our own status writes, and acting on a stale status (a missing lastKnownGood, say) must never
+    happen."""
+    try:
+        fresh = kube.get_object(kind, body["metadata"]["namespace"], body["metadata"]["name"])
+    except Exception as exc:
+        if kube.is_not_found(exc):
+            return None
+        raise
+    return fresh if fresh["metadata"].get("uid") == uid else None
+
+
 def _guarded(kind: str, uid: str, fn: Any, body: kopf.Body, logger: Logger) -> None:
-    """Reconcile one object under its lock, from a fresh read: kopf's body can lag behind our own status
-    writes, and acting on a stale status (say, a missing lastKnownGood) must never happen."""
+    """Reconcile one object under its lock, from a fresh read."""
     with status.lock_for(uid):
-        try:
-            fresh = kube.get_object(kind, body["metadata"]["namespace"], body["metadata"]["name"])
-        except Exception as exc:
-            if kube.is_not_found(exc):
-                return  # deleted meanwhile
-            raise
-        if fresh["metadata"].get("uid") != uid:
-            return  # a new object with the same name: its own handlers will run
+        fresh = _fresh(kind, uid, body)
+        if fresh is None:
+            return
         try:
             fn(fresh, logger=logger)
         except Exception:
@@ -85,12 +92,9 @@ def routepolicy_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> Non
 def routepolicy_deleted(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     """Deleting a policy restores the last known good route; a gateway that is down delays the deletion."""
     with status.lock_for(uid):
-        try:
-            fresh = kube.get_object("RoutePolicy", body["metadata"]["namespace"], body["metadata"]["name"])
-        except Exception as exc:
-            if kube.is_not_found(exc):
-                return
-            raise
+        fresh = _fresh("RoutePolicy", uid, body)
+        if fresh is None:
+            return
         try:
             handle_route.restore_on_delete(fresh, logger=logger)
         except interface.GatewayError as exc:
