@@ -75,6 +75,14 @@ def evaluation_job(
         "parallelism": shards,
         "completions": shards,
         "backoffLimit": spec.execution.backoff_limit,
+        # Exit code 2 is a permanent configuration error (bad dataset, 401 from the judge...): retrying
+        # cannot help, so the Job fails at once instead of spending its backoffLimit.
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [2]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
         "activeDeadlineSeconds": spec.execution.active_deadline_seconds,
         "ttlSecondsAfterFinished": 24 * 3600,
         "template": {

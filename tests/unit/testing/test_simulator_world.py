@@ -129,4 +129,4 @@ def test_demo_config_describes_the_demo_world() -> None:
     assert config.models["gpt-4o"].quality == config.models["gpt-4o-mini"].quality == 0.8
     assert config.models["tiny-llm"].quality == 0.35
     judge_model = config.models["judge-large"]
-    assert (judge_model.role, judge_model.position_bias, judge_model.noise) == ("judge", 0.1, 0.05)
+    assert (judge_model.role, judge_model.position_bias, judge_model.noise) == ("judge", 0.05, 0.02)

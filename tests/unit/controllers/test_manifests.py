@@ -1,0 +1,66 @@
+"""The evaluation Job and the evaluator's identity, as plain data."""
+
+from __future__ import annotations
+
+import pathlib
+
+import yaml
+
+from assay.api import qualificationrun
+from assay.controllers import manifests
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "qualificationrun.yaml"
+
+
+def _job(**execution):
+    wire = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    wire["execution"] = execution
+    wire["endpoint"]["apiKeySecretRef"] = {"name": "keys", "key": "api-key"}
+    spec = qualificationrun.QualificationRunSpec.model_validate(wire)
+    return manifests.evaluation_job(run_name="r", run_uid="u-1", namespace="ns", spec=spec, wire_spec=wire)
+
+
+def test_job_is_owned_by_the_run_and_runs_restricted():
+    job = _job()
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("QualificationRun", "r", "u-1", True)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["serviceAccountName"] == manifests.EVALUATOR_SERVICE_ACCOUNT
+    assert (
+        pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    )
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    assert job["spec"]["activeDeadlineSeconds"] and job["spec"]["ttlSecondsAfterFinished"]
+
+
+def test_api_keys_come_from_secret_refs_never_values():
+    env = {e["name"]: e for e in _job()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ASSAY_ENDPOINT_API_KEY"] == {
+        "name": "ASSAY_ENDPOINT_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "keys", "key": "api-key"}},
+    }
+    assert "value" not in env["ASSAY_JUDGE_API_KEY"]
+
+
+def test_parallel_runs_are_indexed_and_permanent_errors_fail_the_job_at_once():
+    assert "completionMode" not in _job()["spec"]
+    parallel = _job(parallelism=4)["spec"]
+    assert parallel["completionMode"] == "Indexed" and parallel["completions"] == parallel["parallelism"] == 4
+    rules = parallel["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [2]},
+    }
+
+
+def test_evaluator_role_grants_configmaps_only():
+    sa, role, binding = manifests.evaluator_identity("ns")
+    assert [r["resources"] for r in role["rules"]] == [["configmaps"]]
+    assert "secrets" not in str(role["rules"])
+    assert binding["subjects"][0]["name"] == sa["metadata"]["name"]
