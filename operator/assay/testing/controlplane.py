@@ -168,7 +168,7 @@ class ControlPlane:
                     f"--authentication-kubeconfig={self.kubeconfig}",
                     f"--authorization-kubeconfig={self.kubeconfig}",
                     "--controllers=job,garbagecollector,namespace,serviceaccount,serviceaccount-token,"
-                    "replicaset,deployment",
+                    "replicaset,deployment,ttl-after-finished",
                     f"--service-account-private-key-file={sa_key}",
                     f"--root-ca-file={self.ca_file}",
                     "--use-service-account-credentials=false",
