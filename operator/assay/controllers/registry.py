@@ -109,6 +109,12 @@ def qualificationrun_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any
     _guarded("QualificationRun", uid, handle_qualificationrun.reconcile, body, logger)
 
 
-@kopf.timer(GROUP, VERSION, "qualificationruns", interval=RECONCILE_INTERVAL, sharp=False)
+def _undecided(status: kopf.Status, **_: Any) -> bool:
+    """Decided runs are evidence: nothing ticks them (their Job was stopped when the verdict was written; a
+    restart's resume handler re-checks that once)."""
+    return status.get("phase") not in handle_qualificationrun.FINAL_PHASES
+
+
+@kopf.timer(GROUP, VERSION, "qualificationruns", interval=RECONCILE_INTERVAL, sharp=False, when=_undecided)
 def qualificationrun_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     _guarded("QualificationRun", uid, handle_qualificationrun.reconcile, body, logger)
