@@ -9,9 +9,10 @@ from typing import Any
 import kopf
 
 from assay import GROUP, VERSION, kube, metrics
-from assay.controllers import Logger, handle_qualificationrun, handle_route, handle_routepolicy, status
+from assay.controllers import Logger, handle_alert, handle_qualificationrun, handle_route, handle_routepolicy, status
 from assay.gateways import interface
 
+KOPF_PREFIX = f"kopf.{GROUP}"
 # How often every object is reconciled even when nothing changed (level-based: it notices missing Secrets
 # that appeared, Jobs that progressed, routes edited by hand).
 RECONCILE_INTERVAL = float(os.environ.get("ASSAY_RECONCILE_INTERVAL", "10"))
@@ -19,9 +20,12 @@ RECONCILE_INTERVAL = float(os.environ.get("ASSAY_RECONCILE_INTERVAL", "10"))
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # kopf's own bookkeeping lives under kopf.assay.dev/, not assay.dev/: kopf leaves every annotation under
+    # its storage prefix out of its diff, and the user's commands (assay.dev/promote, /rollback, /requalify)
+    # must trigger the update handler at once instead of waiting for the next timer.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
@@ -86,6 +90,12 @@ def routepolicy_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> 
 @kopf.timer(GROUP, VERSION, "routepolicies", interval=RECONCILE_INTERVAL, sharp=False)
 def routepolicy_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "routepolicies")
+async def routepolicy_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """Keep the alert path's index of policies current (no API call when an alert arrives)."""
+    handle_alert.INDEX.observe(event.get("type"), body)
 
 
 @kopf.on.delete(GROUP, VERSION, "routepolicies")
