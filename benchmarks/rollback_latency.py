@@ -47,7 +47,7 @@ import yaml
 from kubernetes import client
 
 from assay.gateways import envoy_ai_gateway, httproute, weighted_route
-from assay.testing import controlplane
+from assay.testing import alertmanager, controlplane
 from assay.testing.operator_process import OperatorProcess
 from assay.testing.stack import apply_crds
 
@@ -204,26 +204,8 @@ def alert_payload(namespace: str, route: str) -> dict[str, Any]:
     firing = next(_firings)
     starts_at = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     labels = {"alertname": ALERT_NAME, "route": route, "namespace": namespace}
-    alert = {
-        "status": "firing",
-        "labels": labels,
-        "annotations": {"summary": "judge win rate dropped"},
-        "startsAt": starts_at,
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.local/graph",
-        "fingerprint": f"{os.getpid():08x}{firing:08x}",
-    }
-    return {
-        "version": "4",
-        "groupKey": f'{{}}:{{alertname="{ALERT_NAME}"}}',
-        "status": "firing",
-        "receiver": "assay",
-        "groupLabels": {"alertname": ALERT_NAME},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.local",
-        "alerts": [alert],
-    }
+    firing_alert = alertmanager.alert(labels, starts_at=starts_at, fingerprint=f"{os.getpid():08x}{firing:08x}")
+    return alertmanager.notification(firing_alert)
 
 
 class PolicyRounds:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from assay.testing import simulator
+from assay.testing import alertmanager, simulator
 from assay.testing.stack import LocalStack
 
 POLICY = "support-summary"
@@ -155,31 +155,13 @@ def run(*, samples: int, out: pathlib.Path) -> int:
 
         if status.get("phase") == "Promoted":
             n.step("Drift: Alertmanager fires LLMRouteQualityDrift at the operator's webhook")
-            alert = {
-                "version": "4",
-                "groupKey": "demo",
-                "status": "firing",
-                "receiver": "assay",
-                "groupLabels": {},
-                "commonLabels": {},
-                "commonAnnotations": {},
-                "externalURL": "http://alertmanager.local",
-                "alerts": [
-                    {
-                        "status": "firing",
-                        "labels": {
-                            "alertname": "LLMRouteQualityDrift",
-                            "route": stack.route,
-                            "namespace": stack.namespace,
-                        },
-                        "annotations": {"summary": "judge win rate of the live route dropped"},
-                        "startsAt": "2026-11-30T12:00:00Z",
-                        "endsAt": "0001-01-01T00:00:00Z",
-                        "generatorURL": "http://prometheus.local",
-                        "fingerprint": "d3m0d3m0d3m0d3m0",
-                    }
-                ],
-            }
+            alert = alertmanager.notification(
+                alertmanager.alert(
+                    {"alertname": "LLMRouteQualityDrift", "route": stack.route, "namespace": stack.namespace},
+                    annotations={"summary": "judge win rate of the live route dropped"},
+                    fingerprint="d3m0d3m0d3m0d3m0",
+                )
+            )
             sent = time.monotonic()
             answer = httpx.post(
                 f"http://127.0.0.1:{stack.webhook_port}/alerts",

@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 from test_gateways_routes import RESOURCES, upstream_crds  # noqa: F401 - a fixture, requested by name below
 
-from assay.testing import controlplane
+from assay.testing import alertmanager, controlplane
 from assay.testing.operator_process import OperatorProcess
 from conftest import Kube, wait_for
 
@@ -91,27 +91,8 @@ def alert_payload(namespace: str, route: str) -> dict[str, Any]:
     firing = next(_firings)
     starts_at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=firing)
     labels = {"alertname": ALERT_NAME, "route": route, "namespace": namespace}
-    return {
-        "version": "4",
-        "groupKey": f'{{}}:{{alertname="{ALERT_NAME}"}}',
-        "status": "firing",
-        "receiver": "assay",
-        "groupLabels": {"alertname": ALERT_NAME},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.local",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "judge win rate dropped"},
-                "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus.local/graph",
-                "fingerprint": f"{firing:016x}",
-            }
-        ],
-    }
+    stamp = starts_at.isoformat().replace("+00:00", "Z")
+    return alertmanager.notification(alertmanager.alert(labels, starts_at=stamp, fingerprint=f"{firing:016x}"))
 
 
 # --- the cluster side -----------------------------------------------------------------------------------------

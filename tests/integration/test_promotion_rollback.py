@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from assay.gateways import litellm_config
-from assay.testing import litellm, simulator
+from assay.testing import alertmanager, litellm, simulator
 from assay.testing.stack import LocalStack
 from conftest import wait_for
 
@@ -57,31 +57,9 @@ def _condition(status: dict, type_: str) -> dict:
 
 
 def _alert(stack: LocalStack, *, token: str = TOKEN, status: str = "firing", body: object = None) -> httpx.Response:
-    payload = (
-        body
-        if body is not None
-        else {
-            "version": "4",
-            "groupKey": '{}:{alertname="LLMRouteQualityDrift"}',
-            "status": status,
-            "receiver": "assay",
-            "groupLabels": {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager.local",
-            "alerts": [
-                {
-                    "status": status,
-                    "labels": {"alertname": "LLMRouteQualityDrift", "route": stack.route, "namespace": stack.namespace},
-                    "annotations": {"summary": "judge win rate dropped"},
-                    "startsAt": "2026-11-30T12:00:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prometheus.local/graph",
-                    "fingerprint": "5f7d3a9c1b2e4d60",
-                }
-            ],
-        }
-    )
+    labels = {"alertname": "LLMRouteQualityDrift", "route": stack.route, "namespace": stack.namespace}
+    firing = alertmanager.alert(labels, status=status, starts_at="2026-11-30T12:00:00Z", fingerprint="5f7d3a9c1b2e4d60")
+    payload = body if body is not None else alertmanager.notification(firing)
     return httpx.post(
         f"http://127.0.0.1:{stack.webhook_port}/alerts",
         json=payload,
