@@ -179,10 +179,9 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     try:
         spec = qualificationrun.QualificationRunSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        message = "spec." + ".".join(map(str, first["loc"])) + ": " + first["msg"]
-        desired.update(phase="Error", reason="InvalidSpec", message=message)
-        finish((conditions.FALSE, "InvalidSpec", message))
+        invalid = references.invalid_spec(exc)
+        desired.update(phase="Error", reason=invalid.reason, message=invalid.message)
+        finish((conditions.FALSE, invalid.reason, invalid.message))
         return
 
     problem = references.check(references.of_run(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref))
@@ -295,4 +294,4 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     elif desired.get("phase") == "Running":
         desired["reason"] = "Evaluating"
         desired["message"] = f"{qualification.samples} pairs evaluated; the test has not decided yet."
-    finish((conditions.TRUE, "ReferencesResolved", "All referenced Secrets and ConfigMaps exist."))
+    finish((conditions.TRUE, references.RESOLVED.reason, references.RESOLVED.message))

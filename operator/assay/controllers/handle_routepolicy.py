@@ -20,12 +20,6 @@ from assay.qualification import cost
 KIND = "RoutePolicy"
 
 
-def _validation_message(exc: pydantic.ValidationError) -> str:
-    first = exc.errors()[0]
-    where = "spec." + ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}"
-
-
 def _list_runs(namespace: str, policy_name: str) -> dict[str, dict[str, Any]]:
     result: dict[str, Any] = kube.custom().list_namespaced_custom_object(  # type: ignore[assignment]
         GROUP, VERSION, namespace, "qualificationruns", label_selector=f"{manifests.LABEL_POLICY}={policy_name}"
@@ -77,15 +71,14 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     try:
         spec = routepolicy.RoutePolicySpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as exc:
-        ready = (conditions.FALSE, "InvalidSpec", _validation_message(exc))
+        invalid = references.invalid_spec(exc)
+        ready = (conditions.FALSE, invalid.reason, invalid.message)
     else:
         problem = references.check(
             references.of_policy(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref)
         )
-        if problem:
-            ready = (conditions.FALSE, problem.reason, problem.message)
-        else:
-            ready = (conditions.TRUE, "ReferencesResolved", "All referenced Secrets and ConfigMaps exist.")
+        found = problem or references.RESOLVED
+        ready = (conditions.FALSE if problem else conditions.TRUE, found.reason, found.message)
 
     was_ready = conditions.is_true(current.get("conditions"), "Ready")
     desired["conditions"] = conditions.set_condition(

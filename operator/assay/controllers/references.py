@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
+import pydantic
+
 from assay.api import common, qualificationrun, routepolicy
 
 Kind = Literal["Secret", "ConfigMap"]
@@ -28,6 +30,15 @@ class Problem:
 
     reason: str  # SecretNotFound, SecretKeyNotFound, ConfigMapNotFound, ConfigMapKeyNotFound
     message: str
+
+
+RESOLVED = Problem("ReferencesResolved", "All referenced Secrets and ConfigMaps exist.")
+
+
+def invalid_spec(exc: pydantic.ValidationError) -> Problem:
+    """The first validation error of a spec, naming its field (the CRD schema normally rejects these first)."""
+    first = exc.errors()[0]
+    return Problem("InvalidSpec", "spec." + ".".join(map(str, first["loc"])) + ": " + first["msg"])
 
 
 def _collect(*candidates: tuple[Kind, common.SecretKeyRef | common.ConfigMapKeyRef | None, str]) -> list[Reference]:
