@@ -16,10 +16,10 @@ all: test
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./lab
 	touch $@
 
 testbin:
@@ -34,8 +34,8 @@ debian-packages:
 deps: venv testbin litellm debian-packages
 
 lint: venv
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator lab tests benchmarks
+	$(BIN)/ruff format --check operator lab tests benchmarks
 	$(BIN)/mypy
 
 crds-check: venv
@@ -56,7 +56,7 @@ test: deps lint crds-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: deps
-	$(BIN)/python -m assay.demo
+	$(BIN)/python -m assaylab.demo
 
 bench: deps
 	$(BIN)/python benchmarks/run_all.py

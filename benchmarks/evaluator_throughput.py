@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/evaluator_throughput.py [--pairs 1500] [--latency-ms 200] [--concurrency 64]
 
 Runs `evaluate_shard` in-process (one shard, FileSink in a temporary directory) against the simulator in
-its own process (`python -m assay.testing.simulator`), where every model answers after exactly L ms.
+its own process (`python -m assaylab.simulator`), where every model answers after exactly L ms.
 execution.concurrency C bounds the evaluator's concurrent HTTP calls, so no evaluator can make more than
 C/L calls a second; a pair costs k calls (baseline + candidate + 2 judge calls, or 2 when the answers
 agree), so the pair limit is C/(k L). The share of that limit reached is the share of call slots kept busy.
@@ -34,7 +34,7 @@ import yaml
 
 from assay.api import QualificationRunSpec
 from assay.evaluator import evaluate_shard, sinks
-from assay.testing import simulator
+from assaylab import simulator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ def simulator_process(config: dict[str, Any], workdir: pathlib.Path) -> Iterator
     path = workdir / "simulator.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assay.testing.simulator", "--config", str(path), "--port", "0"],
+        [sys.executable, "-m", "assaylab.simulator", "--config", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -47,9 +47,9 @@ import yaml
 from kubernetes import client
 
 from assay.gateways import envoy_ai_gateway, httproute, weighted_route
-from assay.testing import alertmanager, controlplane
-from assay.testing.operator_process import OperatorProcess
-from assay.testing.stack import apply_crds
+from assaylab import alertmanager, controlplane
+from assaylab.operator_process import OperatorProcess
+from assaylab.stack import apply_crds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOKEN = "benchmark-webhook-token"
@@ -367,8 +367,8 @@ def admin_rounds(api: client.ApiClient, running: OperatorProcess, rounds: int) -
 
 def restart_rounds(rounds: int, workdir: pathlib.Path) -> list[Round]:
     """LiteLLMConfigMap through the local stack: a real LiteLLM proxy, restarted when its Deployment rolls."""
-    from assay.testing import litellm, simulator
-    from assay.testing.stack import LocalStack
+    from assaylab import litellm, simulator
+    from assaylab.stack import LocalStack
 
     if litellm.find_litellm() is None:
         raise SystemExit("LiteLLM is not installed: run hack/litellm.sh (or pass --restart-rounds 0)")

@@ -16,7 +16,7 @@ import time
 import httpx
 
 from assay.qualification import judge
-from assay.testing import simulator as sim
+from assaylab import simulator as sim
 
 
 async def _run(model: str, bodies: list[dict[str, object]], *, concurrency: int) -> None:

@@ -18,17 +18,19 @@ MASTER_KEY=sk-assay-e2e-master-key
 pin() { sed -n "s/^$1=\"\(.*\)\"$/\1/p" hack/litellm.sh; }
 LITELLM_VERSION=$(pin LITELLM_VERSION)
 LITELLM_IMAGE="assay-litellm:$LITELLM_VERSION"
+LAB_IMAGE="${IMAGE%:*}-lab:${IMAGE##*:}"
 
 log() { echo "kind-e2e: $*" >&2; }
 for tool in docker kind kubectl helm curl; do
   command -v "$tool" >/dev/null || { log "missing '$tool'"; exit 1; }
 done
-in_image() { docker run --rm --entrypoint python "$IMAGE" -c "$1"; }
+in_image() { docker run --rm --entrypoint python "$LAB_IMAGE" -c "$1"; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 log "building $IMAGE and $LITELLM_IMAGE"
 docker build -t "$IMAGE" .
+docker build --target lab -t "$LAB_IMAGE" .
 docker build -t "$LITELLM_IMAGE" - <<EOF
 FROM python:3.11-slim-bookworm
 RUN pip install --no-cache-dir "litellm[proxy]==$LITELLM_VERSION" \
@@ -40,7 +42,7 @@ EOF
 kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --config kind-config.yaml
 export KUBECONFIG="$WORK/kubeconfig"      # every command below talks to this cluster, whatever your context
 kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
-kind load docker-image --name "$CLUSTER" "$IMAGE" "$LITELLM_IMAGE"
+kind load docker-image --name "$CLUSTER" "$IMAGE" "$LAB_IMAGE" "$LITELLM_IMAGE"
 
 log "installing the operator (CRDs first: helm does not upgrade crds/)"
 kubectl apply --server-side -f charts/assay/crds/
@@ -54,7 +56,7 @@ kubectl -n "$NS" create secret generic litellm-keys --from-literal=api-key="$MAS
   --dry-run=client -o yaml | kubectl apply -f -
 in_image "
 import sys, yaml
-from assay.testing import litellm
+from assaylab import litellm
 config = litellm.build_config(simulator_url='http://llm-simulator.$NS.svc:8000',
     models=['gpt-4o', 'gpt-4o-mini', 'tiny-llm', 'judge-large'], aliases={'$ROUTE': 'gpt-4o'},
     master_key='os.environ/LITELLM_MASTER_KEY')
@@ -63,7 +65,7 @@ kubectl -n "$NS" create configmap litellm-config --from-file="$WORK/config.yaml"
   --dry-run=client -o yaml | kubectl apply -f -
 in_image "
 import json
-from assay.testing import simulator
+from assaylab import simulator
 for record in simulator.make_dataset(600, seed=1): print(json.dumps(record))" >"$WORK/prompts.jsonl"
 kubectl -n "$NS" create configmap "$ROUTE-traffic" --from-file="$WORK/prompts.jsonl" \
   --dry-run=client -o yaml | kubectl apply -f -
@@ -78,9 +80,9 @@ spec:
     spec:
       containers:
         - name: simulator
-          image: $IMAGE
+          image: $LAB_IMAGE
           imagePullPolicy: Never
-          command: [python, -m, assay.testing.simulator, --host, 0.0.0.0, --port, "8000"]
+          command: [python, -m, assaylab.simulator, --host, 0.0.0.0, --port, "8000"]
           ports: [{containerPort: 8000}]
           readinessProbe: {httpGet: {path: /healthz, port: 8000}}
 ---

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from assay.testing import controlplane
-from assay.testing import stack as local_stack
+from assaylab import controlplane
+from assaylab import stack as local_stack
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRD_DIR = REPO / "crds"

@@ -12,7 +12,7 @@ from litellm_admin_contract import LiteLLMAdminContract, ProxyState
 
 from assay.api import routepolicy
 from assay.gateways import factory, interface, litellm_admin
-from assay.testing import litellm
+from assaylab import litellm
 
 MASTER_KEY = "sk-master-contract"
 ROUTE = "support-summary"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from assay.controllers import manifests
-from assay.testing import controlplane
+from assaylab import controlplane
 from conftest import wait_for
 from unit.chart import chart_harness
 

@@ -22,8 +22,8 @@ import pytest
 from kubernetes import client
 from test_gateways_routes import RESOURCES, upstream_crds  # noqa: F401 - a fixture, requested by name below
 
-from assay.testing import alertmanager, controlplane
-from assay.testing.operator_process import OperatorProcess
+from assaylab import alertmanager, controlplane
+from assaylab.operator_process import OperatorProcess
 from conftest import Kube, wait_for
 
 pytestmark = pytest.mark.integration

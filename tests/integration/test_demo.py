@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assay import demo
-from assay.testing import litellm
+from assaylab import litellm
 
 pytestmark = [
     pytest.mark.integration,

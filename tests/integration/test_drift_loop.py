@@ -21,8 +21,8 @@ from kubernetes import client
 
 from assay.alerts import server
 from assay.gateways import litellm_config
-from assay.testing import litellm, monitoring, simulator
-from assay.testing import stack as local_stack
+from assaylab import litellm, monitoring, simulator
+from assaylab import stack as local_stack
 from conftest import wait_for
 
 pytestmark = [

@@ -21,7 +21,7 @@ from assay.api import QualificationRunSpec, common
 from assay.evaluator import errors, sinks, sources
 from assay.evaluator import kube as evaluator_kube  # `kube` is the control plane fixture
 from assay.evaluator.shard import evaluate_shard
-from assay.testing import simulator
+from assaylab import simulator
 from conftest import wait_for
 
 pytestmark = pytest.mark.integration

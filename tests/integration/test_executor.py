@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from assay.testing import executor
+from assaylab import executor
 from conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay.testing import litellm
-from assay.testing import simulator as sim
+from assaylab import litellm
+from assaylab import simulator as sim
 
 pytestmark = [
     pytest.mark.litellm,

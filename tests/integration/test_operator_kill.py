@@ -27,8 +27,8 @@ from test_crd_adapters_operator import TOKEN, Cluster, alert_payload, operator_p
 from test_gateways_routes import upstream_crds  # noqa: F401 - a fixture, requested by name below
 
 from assay.gateways import litellm_configmap
-from assay.testing import litellm as litellm_runner
-from assay.testing.operator_process import OperatorProcess
+from assaylab import litellm as litellm_runner
+from assaylab.operator_process import OperatorProcess
 from conftest import Kube, wait_for
 
 pytestmark = pytest.mark.integration

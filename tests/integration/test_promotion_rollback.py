@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client
 
 from assay.gateways import litellm_config
-from assay.testing import alertmanager, litellm, simulator
-from assay.testing.stack import LocalStack
+from assaylab import alertmanager, litellm, simulator
+from assaylab.stack import LocalStack
 from conftest import wait_for
 
 pytestmark = [

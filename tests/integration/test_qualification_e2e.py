@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from assay.testing import litellm, simulator
-from assay.testing.stack import LocalStack
+from assaylab import litellm, simulator
+from assaylab.stack import LocalStack
 from conftest import wait_for
 
 pytestmark = [

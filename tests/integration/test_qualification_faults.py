@@ -24,8 +24,8 @@ from kubernetes import client
 from assay import GROUP, VERSION
 from assay.controllers import conditions
 from assay.evaluator import kube as evidence_store
-from assay.testing import litellm, simulator
-from assay.testing import stack as local_stack
+from assaylab import litellm, simulator
+from assaylab import stack as local_stack
 from conftest import wait_for
 
 pytestmark = [

@@ -18,7 +18,7 @@ from typing import Literal
 Label = Literal["A", "B", "tie"]
 Winner = Literal["candidate", "baseline", "tie", "invalid"]
 
-# Section markers are stable: the LLM simulator's judge parses them back (assay.testing.simulator).
+# Section markers are stable: the LLM simulator's judge parses them back (assaylab.simulator).
 QUESTION_START = "[Question]"
 QUESTION_END = "[End of Question]"
 CONTEXT_START = "[Earlier conversation]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assay.testing.alertmanager import STARTS_AT, alert, notification
+from assaylab.alertmanager import STARTS_AT, alert, notification
 
 __all__ = ["STARTS_AT", "alert", "notification", "policy"]
 

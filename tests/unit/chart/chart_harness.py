@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from assay.testing import controlplane
+from assaylab import controlplane
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "assay"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from evaluator_harness import world, write_jsonl
 
-from assay.testing import simulator
+from assaylab import simulator
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from assay import httpclient
 from assay.api import QualificationRunSpec
 from assay.evaluator import sinks
 from assay.qualification import judge
-from assay.testing import simulator
+from assaylab import simulator
 
 FAST_RETRY = httpclient.RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 

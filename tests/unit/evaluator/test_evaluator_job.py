@@ -17,7 +17,7 @@ import pytest
 from evaluator_harness import BASELINE, CANDIDATE, JUDGE, evidence, make_spec, without_latency, world, write_jsonl
 
 from assay.evaluator import errors, job
-from assay.testing import simulator
+from assaylab import simulator
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 

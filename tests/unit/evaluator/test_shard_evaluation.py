@@ -28,7 +28,7 @@ from evaluator_harness import (
 from assay import httpclient
 from assay.evaluator import dataset, errors, plan, sinks
 from assay.evaluator.shard import evaluate_shard
-from assay.testing import simulator
+from assaylab import simulator
 
 CORE_KEYS = {
     "seq",

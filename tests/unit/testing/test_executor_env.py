@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from assay.testing import executor
+from assaylab import executor
 
 
 class Objects:

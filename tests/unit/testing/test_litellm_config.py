@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assay.testing import litellm
+from assaylab import litellm
 
 
 def test_config_points_each_model_group_at_the_simulator_and_maps_aliases() -> None:

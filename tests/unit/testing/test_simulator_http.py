@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from assay.qualification import judge
-from assay.testing import simulator as sim
+from assaylab import simulator as sim
 
 QUESTION = [{"role": "user", "content": "Explain how the cache affects the quota."}]
 
@@ -171,7 +171,7 @@ def test_background_simulator_serves_synchronous_clients() -> None:
 def test_command_line_prints_the_bound_url_first(tmp_path: Path) -> None:
     config = tmp_path / "sim.yaml"
     config.write_text("models:\n  m: {quality: 1.0}\n")
-    command = [sys.executable, "-m", "assay.testing.simulator", "--config", str(config), "--port", "0"]
+    command = [sys.executable, "-m", "assaylab.simulator", "--config", str(config), "--port", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
         try:
             assert process.stdout is not None

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from assay.qualification import judge
-from assay.testing import simulator as sim
+from assaylab import simulator as sim
 
 RECORDS = sim.make_dataset(400, seed=8)
 

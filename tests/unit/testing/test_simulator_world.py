@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.testing import simulator as sim
+from assaylab import simulator as sim
 
 
 def _config(**models: Mapping[str, object]) -> sim.SimulatorConfig:

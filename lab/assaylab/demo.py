@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from assay.testing import alertmanager, simulator
-from assay.testing.stack import LocalStack
+from assaylab import alertmanager, simulator
+from assaylab.stack import LocalStack
 
 POLICY = "support-summary"
 WEBHOOK_TOKEN = "demo-webhook-token"
@@ -63,7 +63,7 @@ def _fmt(value: Any) -> str:
 
 def _ask(stack: LocalStack, route: str) -> str | None:
     """The model LiteLLM used to answer a request for the route; None while LiteLLM restarts."""
-    from assay.testing import litellm
+    from assaylab import litellm
 
     try:
         response = httpx.post(
@@ -206,7 +206,7 @@ def run(*, samples: int, out: pathlib.Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assay.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m assaylab.demo", description=__doc__)
     parser.add_argument("--samples", type=int, default=400, help="recorded prompts in the demo dataset")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/demo"), help="where the report goes")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from assay.testing.controlplane import free_port
+from assaylab.controlplane import free_port
 
 
 class OperatorProcess:

@@ -1,8 +1,8 @@
 """Run Jobs' pods as local processes, as a kubelet would, where no container runtime runs.
 
-    python -m assay.testing.executor --kubeconfig K [--namespace N ...] [--selector S] [--workdir D]
+    python -m assaylab.executor --kubeconfig K [--namespace N ...] [--selector S] [--workdir D]
 
-The control plane in `assay.testing.controlplane` has no scheduler and no kubelet, so the Pods that the job
+The control plane in `assaylab.controlplane` has no scheduler and no kubelet, so the Pods that the job
 controller creates stay Pending. `LocalExecutor` plays both parts for the pods it selects (default: pods
 owned by Jobs, label `batch.kubernetes.io/job-name`), so the operator sees what it would see in a cluster:
 
@@ -64,7 +64,7 @@ from typing import Any, Protocol
 import yaml
 from kubernetes import client, config, watch
 
-log = logging.getLogger("assay.testing.executor")
+log = logging.getLogger("assaylab.executor")
 
 EXECUTOR_ANNOTATION = "assay.dev/executor"
 LOG_ANNOTATION = "assay.dev/executor-log"
@@ -1136,7 +1136,7 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m assay.testing.executor", description="Run Jobs' pods as local processes (no kubelet)."
+        prog="python -m assaylab.executor", description="Run Jobs' pods as local processes (no kubelet)."
     )
     parser.add_argument("--kubeconfig", type=pathlib.Path, required=True)
     parser.add_argument("--namespace", action="append", default=None, help="repeatable; default all namespaces")

@@ -23,7 +23,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from assay.testing import controlplane
+from assaylab import controlplane
 
 PROMETHEUS_ENV = "ASSAY_PROMETHEUS"
 ALERTMANAGER_ENV = "ASSAY_ALERTMANAGER"

@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from assay.testing import controlplane
-from assay.testing import litellm as litellm_runner
-from assay.testing import simulator as sim
+from assaylab import controlplane
+from assaylab import litellm as litellm_runner
+from assaylab import simulator as sim
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 GROUP, VERSION = "assay.dev", "v1alpha1"
 LITELLM_CONFIGMAP = "litellm-config"
 LITELLM_DEPLOYMENT = "litellm"
@@ -207,7 +207,7 @@ class LocalStack:
         self._exit.callback(self.gateway.stop)
 
         if self.with_executor:
-            from assay.testing import executor
+            from assaylab import executor
 
             self.executor = executor.LocalExecutor(self.plane.kubeconfig, workdir=self.workdir / "pods")
             self.executor.start()
@@ -217,7 +217,7 @@ class LocalStack:
             self.start_operator()
 
     def start_operator(self) -> None:
-        from assay.testing.operator_process import OperatorProcess
+        from assaylab.operator_process import OperatorProcess
 
         assert self.plane is not None
         if self.webhook_token and not self.webhook_port:

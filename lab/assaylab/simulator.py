@@ -18,7 +18,7 @@ can be checked against the truth. The simulator serves such models over HTTP (`P
   `{"verdict": "A" | "B" | "tie", "reason": ...}` with configurable position bias, length bias, noise,
   insensitivity and invalid replies.
 
-Run it with `python -m assay.testing.simulator --config sim.yaml --port 0` (the first line on stdout is the
+Run it with `python -m assaylab.simulator --config sim.yaml --port 0` (the first line on stdout is the
 bound URL), in-process with `SimulatorServer` (async) or `BackgroundSimulator` (a thread, for sync code).
 Prompt and answer text is never logged.
 """
@@ -179,8 +179,8 @@ def load_config(path: str | Path) -> SimulatorConfig:
 
 def demo_config() -> SimulatorConfig:
     """The demo world: gpt-4o (0.8), gpt-4o-mini (0.8), tiny-llm (0.35) and the judge judge-large."""
-    text = importlib.resources.files("assay").joinpath("data", DEMO_CONFIG_RESOURCE).read_text()
-    return parse_config(yaml.safe_load(text), source=f"assay/data/{DEMO_CONFIG_RESOURCE}")
+    text = importlib.resources.files("assaylab").joinpath("data", DEMO_CONFIG_RESOURCE).read_text()
+    return parse_config(yaml.safe_load(text), source=f"assaylab/data/{DEMO_CONFIG_RESOURCE}")
 
 
 # --- the simulated world: ideal answers, degraded answers, similarity -------------------------------------
@@ -769,10 +769,8 @@ async def _serve(config: SimulatorConfig, *, host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m assay.testing.simulator`: serve until SIGINT/SIGTERM; stdout's first line is the URL."""
-    parser = argparse.ArgumentParser(
-        prog="python -m assay.testing.simulator", description=(__doc__ or "").split("\n")[0]
-    )
+    """`python -m assaylab.simulator`: serve until SIGINT/SIGTERM; stdout's first line is the URL."""
+    parser = argparse.ArgumentParser(prog="python -m assaylab.simulator", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--config", type=Path, help="simulator YAML (default: the built-in demo world)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")

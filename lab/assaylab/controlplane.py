@@ -1,11 +1,11 @@
 """A real Kubernetes control plane on loopback for tests and the demo: etcd, kube-apiserver and
 kube-controller-manager, built by hack/testenv.sh from the Go module proxy.
 
-    python -m assay.testing.controlplane up [--dir DIR]     run until Ctrl-C, print the kubeconfig path
+    python -m assaylab.controlplane up [--dir DIR]     run until Ctrl-C, print the kubeconfig path
 
 It authenticates with a static bearer token (the same path a ServiceAccount token takes through kopf and
 the kubernetes client) and authorizes with RBAC. There is no kubelet: Pods stay Pending unless
-assay.testing.executor runs them.
+assaylab.executor runs them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 import httpx
 import yaml
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTENV_SCRIPT = REPO_ROOT / "hack" / "testenv.sh"
 
 
@@ -246,7 +246,7 @@ def running(*, controller_manager: bool = True) -> Iterator[ControlPlane]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assay.testing.controlplane")
+    parser = argparse.ArgumentParser(prog="python -m assaylab.controlplane")
     parser.add_argument("command", choices=["up", "build"])
     parser.add_argument("--dir", type=pathlib.Path, default=None, help="work directory (kept afterwards)")
     args = parser.parse_args(argv)
