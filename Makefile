@@ -1,7 +1,9 @@
 # The README's commands. `make demo` runs the whole loop locally; `make test` runs every test.
 # Everything a target needs is installed from this repository's own files: a venv from pyproject.toml, the
-# Kubernetes test binaries built from the Go module proxy (hack/testenv.sh, cached in ~/.cache/assay), and
-# the LiteLLM proxy in its own venv (hack/litellm.sh).
+# Kubernetes test binaries built from the Go module proxy (hack/testenv.sh, cached in ~/.cache/assay),
+# the LiteLLM proxy in its own venv (hack/litellm.sh), the upstream gateway CRDs from their Go modules
+# (hack/upstream-crds.sh) and Debian's prometheus, alertmanager and chromium (hack/debian-packages.sh, as root).
+# Under CI (CI=true) a real part that cannot be installed fails the run; locally its tests skip.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +12,7 @@ PYTEST_ARGS ?=
 
 IMAGE ?= assay:dev
 
-.PHONY: all venv testbin litellm debian-packages deps lint crds-check unit integration test demo crds bench clean image kind-up e2e
+.PHONY: all venv testbin litellm upstream-crds debian-packages deps lint crds-check unit integration test demo crds bench clean image kind-up e2e
 
 all: test
 
@@ -28,10 +30,13 @@ testbin:
 litellm:
 	bash hack/litellm.sh
 
+upstream-crds:
+	bash hack/upstream-crds.sh
+
 debian-packages:
 	bash hack/debian-packages.sh
 
-deps: venv testbin litellm debian-packages
+deps: venv testbin litellm upstream-crds debian-packages
 
 lint: venv
 	$(BIN)/ruff check operator lab tests benchmarks

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from litellm_admin_contract import LiteLLMAdminContract, ProxyState
 
+import realparts
 from assay.api import routepolicy
 from assay.gateways import factory, interface, litellm_admin
 from assaylab import litellm
@@ -189,8 +190,7 @@ def test_factory_reads_the_master_key_from_the_secret_once(proxy):
 
 @pytest.fixture(scope="module")
 def real_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[litellm.LiteLLMProxy]:
-    if litellm.find_litellm() is None:
-        pytest.skip(f"LiteLLM {litellm.LITELLM_VERSION} is not installed: run hack/litellm.sh")
+    realparts.require(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh")
     config = litellm.build_config(
         simulator_url="http://127.0.0.1:9",
         models=["gpt-big", "gpt-small"],

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from assay import demo
-from assaylab import litellm
+import realparts
+from assaylab import demo, litellm
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.litellm,
-    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
 ]
 
 

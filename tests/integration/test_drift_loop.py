@@ -4,7 +4,7 @@ to the operator, and the operator restores the baseline route; LiteLLM serves th
 
 Nothing is hand-posted: the only thing the test does after promoting is make the candidate model fail in
 the LLM simulator and send the route's traffic. Skipped when LiteLLM, Prometheus or Alertmanager is
-missing (hack/litellm.sh, hack/debian-packages.sh).
+missing (hack/litellm.sh, hack/debian-packages.sh); under CI that fails instead (tests/realparts.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+import realparts
 from assay.alerts import server
 from assay.gateways import litellm_config
 from assaylab import litellm, monitoring, simulator
@@ -29,14 +30,14 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.litellm,
     pytest.mark.alertmanager,
-    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
-    pytest.mark.skipif(
-        monitoring.find_prometheus() is None,
-        reason="needs Debian's prometheus server binary (hack/debian-packages.sh, or set ASSAY_PROMETHEUS)",
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
+    realparts.needs(
+        "Prometheus", monitoring.find_prometheus(), "run hack/debian-packages.sh as root, or set ASSAY_PROMETHEUS"
     ),
-    pytest.mark.skipif(
-        monitoring.find_alertmanager() is None,
-        reason="needs Debian's prometheus-alertmanager (hack/debian-packages.sh, or set ASSAY_ALERTMANAGER)",
+    realparts.needs(
+        "Alertmanager",
+        monitoring.find_alertmanager(),
+        "run hack/debian-packages.sh as root, or set ASSAY_ALERTMANAGER",
     ),
 ]
 

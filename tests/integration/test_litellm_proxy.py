@@ -14,15 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+import realparts
 from assaylab import litellm
 from assaylab import simulator as sim
 
 pytestmark = [
     pytest.mark.litellm,
-    pytest.mark.skipif(
-        litellm.find_litellm() is None,
-        reason=f"LiteLLM {litellm.LITELLM_VERSION} is not installed: run hack/litellm.sh",
-    ),
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
 ]
 
 ALIAS = "support-bot"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+import realparts
 from assay.gateways import litellm_config
 from assaylab import alertmanager, litellm, simulator
 from assaylab.stack import LocalStack
@@ -18,7 +19,7 @@ from conftest import wait_for
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.litellm,
-    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
 ]
 
 TOKEN = "test-webhook-token"

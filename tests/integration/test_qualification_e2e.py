@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import realparts
 from assaylab import litellm, simulator
 from assaylab.stack import LocalStack
 from conftest import wait_for
@@ -13,7 +14,7 @@ from conftest import wait_for
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.litellm,
-    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
 ]
 
 FINAL = {"Passed", "Failed", "Inconclusive", "Error"}

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+import realparts
 from assay import GROUP, VERSION
 from assay.controllers import conditions
 from assay.evaluator import kube as evidence_store
@@ -31,7 +32,7 @@ from conftest import wait_for
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.litellm,
-    pytest.mark.skipif(litellm.find_litellm() is None, reason="LiteLLM venv missing: run hack/litellm.sh"),
+    realparts.needs(f"LiteLLM {litellm.LITELLM_VERSION}", litellm.find_litellm(), "run hack/litellm.sh"),
 ]
 
 VERDICTS = {"Passed", "Failed", "Inconclusive"}

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+import realparts
 from assay.qualification import simulate
 from assay.report import command
 
@@ -19,10 +20,7 @@ CHROMIUM = shutil.which("chromium")
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian's chromium is not installed: apt-get install -y --no-install-recommends chromium",
-    ),
+    realparts.needs("Chromium", CHROMIUM, "run hack/debian-packages.sh as root (Debian's chromium)"),
 ]
 
 FIGURES = {"plot-bounds", "plot-scores", "plot-cost"}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pytest
 import yaml
 
+import realparts
 from assaylab import controlplane
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -27,15 +26,13 @@ class HelmError(RuntimeError):
 
 
 def helm_binary() -> pathlib.Path:
-    """The helm that hack/testenv.sh built; skips the test (fails under CI) when it has not been built."""
+    """The helm that hack/testenv.sh built; skips the test (fails under CI: tests/realparts.py) when it has not
+    been built."""
     try:
         helm = controlplane.test_binaries(build=False) / "helm"
     except controlplane.ControlPlaneError as exc:
         helm = pathlib.Path(f"<unavailable: {exc}>")
-    if not helm.is_file():
-        if os.environ.get("CI"):
-            raise HelmError(f"{helm} missing: run `bash hack/testenv.sh` first")
-        pytest.skip(f"helm not built ({helm}): run `bash hack/testenv.sh`")
+    realparts.require("helm", helm.is_file(), f"{helm} is not built: run `bash hack/testenv.sh`")
     return helm
 
 

@@ -10,11 +10,11 @@ import shutil
 import subprocess
 from typing import Any
 
-import pytest
 import yaml
 from chart_harness import CHART, CI_VALUES, of_kind, one, render
 from prometheus_client import metrics as prometheus_metrics
 
+import realparts
 from assay import metrics
 
 ASSAY_NAME = re.compile(r"\bassay_[a-z_]+\b")
@@ -95,8 +95,7 @@ def test_grafana_dashboard_queries_only_metrics_assay_exports():
 
 def _promtool() -> str:
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian: apt-get install prometheus)")
+    realparts.require("promtool", promtool, "run hack/debian-packages.sh as root (Debian's prometheus)")
     return promtool
 
 
