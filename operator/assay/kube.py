@@ -15,6 +15,8 @@ from kubernetes import client, config
 
 from assay import GROUP, VERSION
 
+# Every call assay makes has a timeout: (connect, read) seconds.
+REQUEST_TIMEOUT = (5.0, 30.0)
 PLURALS = {"RoutePolicy": "routepolicies", "QualificationRun": "qualificationruns"}
 _lock = threading.Lock()
 
@@ -60,18 +62,22 @@ def rbac() -> client.RbacAuthorizationV1Api:
 def patch_status(kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
     """Merge-patch the status subresource of one of assay's objects."""
     result = custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status}
+        GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status}, _request_timeout=REQUEST_TIMEOUT
     )
     return cast(dict[str, Any], result)
 
 
 def get_object(kind: str, namespace: str, name: str) -> dict[str, Any]:
-    result = custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+    result = custom().get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=REQUEST_TIMEOUT
+    )
     return cast(dict[str, Any], result)
 
 
 def patch_object(kind: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    result = custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name, body)
+    result = custom().patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURALS[kind], name, body, _request_timeout=REQUEST_TIMEOUT
+    )
     return cast(dict[str, Any], result)
 
 
@@ -79,9 +85,9 @@ def data_keys(kind: str, namespace: str, name: str) -> set[str] | None:
     """The data keys of a Secret or ConfigMap, or None if it does not exist. Values are not returned."""
     try:
         if kind == "Secret":
-            secret = core().read_namespaced_secret(name, namespace)
+            secret = core().read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
             return set(secret.data or {}) | set(secret.string_data or {})
-        configmap = core().read_namespaced_config_map(name, namespace)
+        configmap = core().read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
         return set(configmap.data or {}) | set(configmap.binary_data or {})
     except client.ApiException as exc:
         if exc.status == 404:

@@ -41,7 +41,11 @@ def _post(body: Mapping[str, Any], type_: str, reason: str, message: str) -> Non
         "reportingInstance": socket.gethostname()[:128],
     }
     try:
-        kube.core().create_namespaced_event(str(meta.get("namespace")), event)  # type: ignore[arg-type]
+        kube.core().create_namespaced_event(
+            str(meta.get("namespace")),
+            event,  # type: ignore[arg-type]
+            _request_timeout=kube.REQUEST_TIMEOUT,
+        )
     except Exception as exc:  # best effort: never fail reconciliation for an Event
         logger.warning("could not post Event %s for %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc)
 

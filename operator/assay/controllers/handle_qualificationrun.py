@@ -120,13 +120,15 @@ def _ensure_identity(namespace: str) -> None:
     """Create the evaluator's ServiceAccount, Role and RoleBinding if missing (never widened)."""
     core, rbac = kube.core(), kube.rbac()
     for obj in manifests.evaluator_identity(namespace):
-        create: Any = {
-            "ServiceAccount": core.create_namespaced_service_account,
-            "Role": rbac.create_namespaced_role,
-            "RoleBinding": rbac.create_namespaced_role_binding,
-        }[obj["kind"]]
+        body: Any = obj  # a manifest as plain data; the client accepts dicts where it types models
+        timeout = kube.REQUEST_TIMEOUT
         try:
-            create(namespace, obj)
+            if obj["kind"] == "ServiceAccount":
+                core.create_namespaced_service_account(namespace, body, _request_timeout=timeout)
+            elif obj["kind"] == "Role":
+                rbac.create_namespaced_role(namespace, body, _request_timeout=timeout)
+            else:
+                rbac.create_namespaced_role_binding(namespace, body, _request_timeout=timeout)
         except client.ApiException as exc:
             if exc.status != 409:
                 raise
@@ -134,7 +136,7 @@ def _ensure_identity(namespace: str) -> None:
 
 def _read_job(namespace: str, name: str) -> Any:
     try:
-        return kube.batch().read_namespaced_job(name, namespace)
+        return kube.batch().read_namespaced_job(name, namespace, _request_timeout=kube.REQUEST_TIMEOUT)
     except client.ApiException as exc:
         if exc.status == 404:
             return None
@@ -143,7 +145,9 @@ def _read_job(namespace: str, name: str) -> Any:
 
 def _delete_job(namespace: str, name: str) -> None:
     try:
-        kube.batch().delete_namespaced_job(name, namespace, propagation_policy="Background")
+        kube.batch().delete_namespaced_job(
+            name, namespace, propagation_policy="Background", _request_timeout=kube.REQUEST_TIMEOUT
+        )
     except client.ApiException as exc:
         if exc.status != 404:
             raise
@@ -197,7 +201,11 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         wire = body.get("spec") or {}
         manifest = manifests.evaluation_job(run_name=name, run_uid=uid, namespace=namespace, spec=spec, wire_spec=wire)
         try:
-            kube.batch().create_namespaced_job(namespace, manifest)  # type: ignore[arg-type]
+            kube.batch().create_namespaced_job(
+                namespace,
+                manifest,  # type: ignore[arg-type]
+                _request_timeout=kube.REQUEST_TIMEOUT,
+            )
         except client.ApiException as exc:
             if exc.status != 409:
                 raise

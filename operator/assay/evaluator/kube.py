@@ -21,6 +21,7 @@ from kubernetes import client, config
 from kubernetes.client import exceptions as k8s_exceptions
 
 from assay import API_VERSION, GROUP
+from assay import kube as kube_api
 from assay.api import common
 from assay.evaluator import errors, sinks, sources
 
@@ -80,7 +81,7 @@ def _list_config_maps(api: client.CoreV1Api, namespace: str, selector: str) -> l
         kwargs: dict[str, Any] = {"label_selector": selector, "limit": 500}
         if token:
             kwargs["_continue"] = token
-        page = api.list_namespaced_config_map(namespace, **kwargs)
+        page = api.list_namespaced_config_map(namespace, **kwargs, _request_timeout=kube_api.REQUEST_TIMEOUT)
         items.extend(page.items)
         token = page.metadata._continue if page.metadata else None
         if not token:
@@ -137,12 +138,14 @@ class ConfigMapSink:
         name = evidence_configmap_name(self.run_name, self.shard, self._next_chunk)
         body = self._config_map(name, KIND_EVIDENCE, {EVIDENCE_KEY: sinks.encode_chunk(records)})
         try:
-            self.api.create_namespaced_config_map(self.namespace, body)
+            self.api.create_namespaced_config_map(self.namespace, body, _request_timeout=kube_api.REQUEST_TIMEOUT)
         except k8s_exceptions.ApiException as exc:
             if exc.status != 409:
                 raise _api_error(exc, what=f"writing evidence ConfigMap {name}") from None
             # Written by an earlier attempt that did not live to know it.
-            existing = self.api.read_namespaced_config_map(name, self.namespace)
+            existing = self.api.read_namespaced_config_map(
+                name, self.namespace, _request_timeout=kube_api.REQUEST_TIMEOUT
+            )
             text = (existing.data or {}).get(EVIDENCE_KEY, "")
             sinks.check_rewrite(
                 sinks.decode_chunk(text, source=f"ConfigMap {name}"), records, source=f"ConfigMap {name}"
@@ -154,14 +157,22 @@ class ConfigMapSink:
         data = {STATUS_KEY: json.dumps(status, indent=1)}
         try:
             if self._status_exists:
-                self.api.patch_namespaced_config_map(name, self.namespace, {"data": data})
+                self.api.patch_namespaced_config_map(
+                    name, self.namespace, {"data": data}, _request_timeout=kube_api.REQUEST_TIMEOUT
+                )
                 return
             try:
-                self.api.create_namespaced_config_map(self.namespace, self._config_map(name, KIND_SHARD_STATUS, data))
+                self.api.create_namespaced_config_map(
+                    self.namespace,
+                    self._config_map(name, KIND_SHARD_STATUS, data),
+                    _request_timeout=kube_api.REQUEST_TIMEOUT,
+                )
             except k8s_exceptions.ApiException as exc:
                 if exc.status != 409:
                     raise
-                self.api.patch_namespaced_config_map(name, self.namespace, {"data": data})
+                self.api.patch_namespaced_config_map(
+                    name, self.namespace, {"data": data}, _request_timeout=kube_api.REQUEST_TIMEOUT
+                )
             self._status_exists = True
         except k8s_exceptions.ApiException as exc:
             raise _api_error(exc, what=f"writing shard status ConfigMap {name}") from None
@@ -197,7 +208,9 @@ def config_map_reader(core_v1_api: client.CoreV1Api, namespace: str) -> sources.
     def read(ref: common.ConfigMapKeyRef) -> str:
         where = f"dataset.configMapRef {namespace}/{ref.name} key {ref.key!r}"
         try:
-            item = core_v1_api.read_namespaced_config_map(ref.name, namespace)
+            item = core_v1_api.read_namespaced_config_map(
+                ref.name, namespace, _request_timeout=kube_api.REQUEST_TIMEOUT
+            )
         except k8s_exceptions.ApiException as exc:
             if exc.status == 404:
                 raise errors.DatasetSourceError(

@@ -67,9 +67,11 @@ def list_objects(kind: str, namespace: str | None) -> list[dict[str, Any]]:
     with _api(f"listing {kind} in {where}"):
         api, plural = kube.custom(), kube.PLURALS[kind]
         if namespace is None:
-            found = api.list_cluster_custom_object(GROUP, VERSION, plural)
+            found = api.list_cluster_custom_object(GROUP, VERSION, plural, _request_timeout=kube.REQUEST_TIMEOUT)
         else:
-            found = api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+            found = api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, _request_timeout=kube.REQUEST_TIMEOUT
+            )
     items = cast(list[dict[str, Any]], cast(dict[str, Any], found).get("items") or [])
     return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
