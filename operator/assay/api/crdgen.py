@@ -111,6 +111,15 @@ def model_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return structural(raw, defs)
 
 
+# assay writes both kinds' names into label values (assay.dev/policy, assay.dev/run), which Kubernetes caps at 63
+# characters: a longer name would be stored, then fail every reconcile. The apiserver exposes only name and
+# generateName of metadata to CEL.
+NAME_RULE = {
+    "rule": "size(self.metadata.name) <= 63",
+    "message": "metadata.name must be at most 63 characters: assay uses it as a label value",
+}
+
+
 def _crd(
     *,
     kind: str,
@@ -125,6 +134,7 @@ def _crd(
         "type": "object",
         "description": description,
         "required": ["spec"],
+        "x-kubernetes-validations": [NAME_RULE],
         "properties": {
             "apiVersion": {"type": "string", "description": "API version: assay.dev/v1alpha1."},
             "kind": {"type": "string", "description": f"Kind: {kind}."},

@@ -3,7 +3,9 @@ to judge and how to decide."""
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import re
+from typing import Any, Literal
 
 import pydantic
 
@@ -19,7 +21,7 @@ class Endpoint(ApiModel):
         "Requests go to <url>/chat/completions.",
         min_length=1,
         max_length=2048,
-        pattern=r"^https?://",
+        json_schema_extra=common.validations(common.URL_RULES),
     )
     api_key_secret_ref: common.SecretKeyRef | None = pydantic.Field(
         default=None, description="Secret key holding the API key, sent as a bearer token. Omit for none."
@@ -30,7 +32,10 @@ class ModelRoute(ApiModel):
     """A model as the endpoint knows it, with the prompt it runs under."""
 
     model: str = pydantic.Field(
-        description="Model name the endpoint serves (a LiteLLM model group).", min_length=1, max_length=253
+        description="Model name the endpoint serves (a LiteLLM model group).",
+        min_length=1,
+        max_length=253,
+        json_schema_extra=common.validations(common.MODEL_NAME_RULES),
     )
     system_prompt: str | None = pydantic.Field(
         default=None,
@@ -42,6 +47,15 @@ class ModelRoute(ApiModel):
         max_length=253,
         description="For weight-based gateways (EnvoyAIGatewayRoute, HTTPRoute): the backendRef name that "
         "serves this model in the route. Defaults to the model name.",
+        json_schema_extra=common.validations(
+            [
+                common.cel(
+                    f"self.matches(r'{common.DNS_NAME_PATTERN}')",
+                    "must be a backendRef name: lowercase letters, digits, '-' and '.', starting and ending with "
+                    "a letter or digit",
+                )
+            ]
+        ),
     )
 
 
@@ -77,14 +91,22 @@ class Dataset(ApiModel):
     url: str | None = pydantic.Field(
         default=None,
         max_length=2048,
-        pattern=r"^https?://",
-        description="An HTTP(S) URL serving the JSON Lines.",
+        description="An HTTP(S) URL serving the JSON Lines. It may be presigned: status, Events and logs show "
+        "only its scheme and host.",
+        json_schema_extra=common.validations(common.URL_RULES),
     )
     path: str | None = pydantic.Field(
         default=None,
         max_length=4096,
-        pattern=r"^/",
         description="An absolute path to a file on a volume mounted into the evaluation Job.",
+        json_schema_extra=common.validations(
+            [
+                common.cel(
+                    "self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)') && !self.matches('[[:cntrl:]]')",
+                    "must be an absolute path (starting with '/') without '..' segments or control characters",
+                )
+            ]
+        ),
     )
     on_invalid_line: Literal["Skip", "Fail"] = pydantic.Field(
         default="Skip",
@@ -99,6 +121,7 @@ class Judge(ApiModel):
         description="Judge model. It must differ from the baseline and from every candidate.",
         min_length=1,
         max_length=253,
+        json_schema_extra=common.validations(common.MODEL_NAME_RULES),
     )
     endpoint: Endpoint | None = pydantic.Field(
         default=None, description="Endpoint for judge calls. Defaults to the evaluation endpoint."
@@ -142,6 +165,46 @@ class OutputFormat(ApiModel):
     )
     pattern: str | None = pydantic.Field(default=None, max_length=4096, description="A regex, for type Regex.")
 
+    # Admission cannot compile a Python regex or parse JSON: the operator refuses these at once (InvalidSpec).
+    @pydantic.field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compile(value, what="a valid Python regular expression")
+        return value
+
+    @pydantic.field_validator("json_schema")
+    @classmethod
+    def _schema_is_a_json_object(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            schema = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
+        if not isinstance(schema, dict):
+            raise ValueError("must be a JSON object (a JSON Schema), written as a JSON string")
+        _check_schema_patterns(schema)
+        return value
+
+
+def _compile(pattern: str, *, what: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not {what}: {exc}") from None
+
+
+def _check_schema_patterns(node: Any) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            _compile(node["pattern"], what="a valid regular expression (a 'pattern' in the schema)")
+        for child in node.values():
+            _check_schema_patterns(child)
+    elif isinstance(node, list):
+        for child in node:
+            _check_schema_patterns(child)
+
 
 class TestSettings(ApiModel):
     """The sequential non-inferiority test and its guardrails."""
@@ -155,7 +218,13 @@ class TestSettings(ApiModel):
                     "self.maxSamples >= self.minSamples",
                     "maxSamples must be at least minSamples",
                     field_path=".maxSamples",
-                )
+                ),
+                common.cel(
+                    "self.minControls == 0 || self.controlShare > 0",
+                    "controlShare must be above 0 when minControls is above 0: no sensitivity control would be "
+                    "drawn, so the control guardrail could never pass",
+                    field_path=".controlShare",
+                ),
             ]
         }
     )
@@ -243,6 +312,11 @@ class Execution(ApiModel):
 class ModelPrice(ApiModel):
     """Token prices of one model, in US dollars per million tokens."""
 
-    model: str = pydantic.Field(description="Model name as in baseline/candidates.", min_length=1, max_length=253)
+    model: str = pydantic.Field(
+        description="Model name as in baseline/candidates.",
+        min_length=1,
+        max_length=253,
+        json_schema_extra=common.validations(common.MODEL_NAME_RULES),
+    )
     input_per_million: float = pydantic.Field(ge=0, le=1_000_000, description="Price per million input tokens.")
     output_per_million: float = pydantic.Field(ge=0, le=1_000_000, description="Price per million output tokens.")

@@ -7,6 +7,7 @@ import datetime
 from typing import Any, Literal
 
 import pydantic
+from pydantic.config import JsonDict
 
 from assay.api import common, evaluation
 from assay.api.common import ApiModel
@@ -64,8 +65,9 @@ class Gateway(ApiModel):
     url: str | None = pydantic.Field(
         default=None,
         max_length=2048,
-        pattern=r"^https?://",
-        description="LiteLLMAdminAPI: base URL of the LiteLLM proxy, e.g. http://litellm.llm.svc:4000.",
+        description="LiteLLMAdminAPI: base URL of the LiteLLM proxy, e.g. http://litellm.llm.svc:4000. The "
+        "master key is sent there.",
+        json_schema_extra=common.validations(common.URL_RULES),
     )
     master_key_secret_ref: common.SecretKeyRef | None = pydantic.Field(
         default=None, description="LiteLLMAdminAPI: the Secret key holding LiteLLM's master key."
@@ -89,8 +91,9 @@ class Promotion(ApiModel):
             "x-kubernetes-validations": [
                 common.cel(
                     "self.strategy != 'Canary' || (size(self.steps) > 0 && self.steps[size(self.steps) - 1] == 100"
-                    " && self.steps.isSorted())",
-                    "Canary steps must be ascending percentages ending at 100",
+                    " && self.steps.isSorted() && self.steps.all(s, self.steps.exists_one(t, t == s)))",
+                    "Canary steps must be strictly ascending percentages (no step twice) ending at 100, "
+                    "e.g. [10, 50, 100]",
                     field_path=".steps",
                 )
             ]
@@ -115,23 +118,78 @@ class Promotion(ApiModel):
     )
 
 
+# Alert labels are Prometheus label names; values are bounded so a selector stays a selector.
+ALERT_LABEL_NAME_PATTERN = "^[a-zA-Z_][a-zA-Z0-9_]*$"
+ALERT_LABEL_NAME_MESSAGE = "must be an alert label name: letters, digits and '_', not starting with a digit"
+ALERT_LABEL_VALUE_MAX = 1024
+_ALERT_LABEL_VALUE: JsonDict = {"type": "string", "maxLength": ALERT_LABEL_VALUE_MAX}
+
+
 class LabelSelectorRequirement(ApiModel):
     """A label selector requirement, as in metav1.LabelSelectorRequirement."""
 
-    key: str = pydantic.Field(description="The label key.", min_length=1, max_length=317)
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0",
+                    "values must list at least one value for In and NotIn, and be empty for Exists and DoesNotExist",
+                    field_path=".values",
+                )
+            ]
+        }
+    )
+
+    key: str = pydantic.Field(
+        description="The alert label's name.",
+        min_length=1,
+        max_length=128,
+        json_schema_extra=common.validations(
+            [common.cel(f"self.matches('{ALERT_LABEL_NAME_PATTERN}')", ALERT_LABEL_NAME_MESSAGE)]
+        ),
+    )
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = pydantic.Field(
         description="In, NotIn, Exists or DoesNotExist."
     )
     values: list[str] = pydantic.Field(
-        default_factory=list, max_length=64, description="Values for In and NotIn; empty otherwise."
+        default_factory=list,
+        max_length=64,
+        description="Values for In and NotIn; empty otherwise.",
+        json_schema_extra={"items": _ALERT_LABEL_VALUE},
     )
 
 
 class AlertSelector(ApiModel):
     """Which Alertmanager alerts mean this route drifted: a label selector over the alert's labels."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && "
+                    "self.matchExpressions.exists(r, r.operator in ['In', 'Exists']))",
+                    "must require something of an alert (a matchLabels entry, or an In or Exists expression): a "
+                    "selector of exclusions only matches no alert",
+                )
+            ]
+        }
+    )
+
     match_labels: dict[str, str] = pydantic.Field(
-        default_factory=dict, description="Alert labels that must all be equal to these values."
+        default_factory=dict,
+        max_length=32,
+        description="Alert labels that must all be equal to these values.",
+        json_schema_extra={
+            "additionalProperties": _ALERT_LABEL_VALUE,
+            **common.validations(
+                [
+                    common.cel(
+                        f"self.all(k, size(k) <= 128 && k.matches('{ALERT_LABEL_NAME_PATTERN}'))",
+                        "keys " + ALERT_LABEL_NAME_MESSAGE + " (at most 128 characters)",
+                    )
+                ]
+            ),
+        },
     )
     match_expressions: list[LabelSelectorRequirement] = pydantic.Field(
         default_factory=list,
@@ -145,8 +203,14 @@ class Rollback(ApiModel):
 
     alert_selector: AlertSelector | None = pydantic.Field(
         default=None,
-        description="Firing alerts whose labels match roll the route back. Alerts must carry this policy's "
-        "namespace in a 'namespace' label, or match it through the selector. Omit to roll back only by hand.",
+        description="Firing alerts whose labels match roll the route back. An alert with a 'namespace' label "
+        "matches only policies of that namespace; one without matches only policies that set "
+        "matchAlertsWithoutNamespace. Omit to roll back only by hand.",
+    )
+    match_alerts_without_namespace: bool = pydantic.Field(
+        default=False,
+        description="Also let alerts that carry no 'namespace' label (cluster-wide rules) roll this policy back "
+        "when they match the selector. Off by default: such an alert could come from any team's rule.",
     )
     requalify_after_rollback: bool = pydantic.Field(
         default=False,
@@ -194,6 +258,21 @@ class RoutePolicySpec(ApiModel):
                     "!has(self.pricing) || self.pricing.all(p, self.pricing.exists_one(q, q.model == p.model))",
                     "pricing lists a model more than once",
                     field_path=".pricing",
+                ),
+                common.cel(
+                    "self.candidates.all(c, self.candidates.exists_one(d, d.model == c.model && "
+                    "(has(d.systemPrompt) ? d.systemPrompt : '') == (has(c.systemPrompt) ? c.systemPrompt : '')))",
+                    "two candidates have the same model and systemPrompt: the same experiment twice (one model "
+                    "with different systemPrompts is a legitimate pair of variants)",
+                    field_path=".candidates",
+                ),
+                common.cel(
+                    "!(self.gateway.kind in ['EnvoyAIGatewayRoute', 'HTTPRoute']) || self.candidates.all(c, "
+                    "(has(c.backend) ? c.backend : c.model) != "
+                    "(has(self.baseline.backend) ? self.baseline.backend : self.baseline.model))",
+                    "every candidates[].backend (default: its model) must differ from baseline.backend (default: "
+                    "its model): a weight gateway could not tell them apart",
+                    field_path=".candidates",
                 ),
             ]
         }
@@ -275,10 +354,23 @@ class Savings(ApiModel):
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '62%'.")
 
 
+IntentSource = Literal["Automatic", "Command", "Alert", "GatewayChange", "Deletion"]
+
+
 class PendingAction(ApiModel):
-    """An action assay decided and has not yet finished: written before acting, so a restart converges."""
+    """A route change assay decided and has not yet finished (an intent): written before acting, so a restart
+    converges. The one route writer of the gateway location carries it out and clears it in the same write that
+    records the result. A RollBack replaces a pending Promote; nothing replaces a pending RollBack."""
 
     action: Literal["Promote", "RollBack"] = pydantic.Field(description="Promote or RollBack.")
+    id: str | None = pydantic.Field(
+        default=None, max_length=32, description="Identifies this intent, so a waiter can tell when it is done."
+    )
+    source: IntentSource | None = pydantic.Field(
+        default=None,
+        description="What asked for it: Automatic (a passed qualification), Command (an assay.dev/* annotation), "
+        "Alert (a drift alert), GatewayChange (spec.gateway edited while promoted), Deletion.",
+    )
     candidate: str | None = pydantic.Field(default=None, description="Candidate being promoted.")
     step: int | None = pydantic.Field(default=None, description="Canary step index being applied.")
     reason: str | None = pydantic.Field(default=None, description="Why (alert name, Manual, QualificationPassed).")
@@ -289,6 +381,25 @@ class PendingAction(ApiModel):
     attempts: int = pydantic.Field(default=0, description="Gateway write attempts made so far.")
     retry_at: datetime.datetime | None = pydantic.Field(
         default=None, description="Earliest time of the next attempt (exponential backoff after failures)."
+    )
+    last_error: str | None = pydantic.Field(
+        default=None, max_length=2048, description="Why the last attempt failed (it is retried with backoff)."
+    )
+
+
+class RouteSource(ApiModel):
+    """Which gateway route the snapshot in lastKnownGood was taken from: a rollback restores it there, even after
+    spec.gateway changed."""
+
+    # Kept unvalidated: admission rules added to spec.gateway later must never block writing status.
+    gateway: dict[str, Any] = pydantic.Field(
+        default_factory=dict,
+        description="spec.gateway at the time of the snapshot (secret references only, never values).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    route: str = pydantic.Field(description="The route name (spec.gateway.route, defaulting to spec.promptType).")
+    owned_backends: list[str] = pydantic.Field(
+        default_factory=list, max_length=64, description="Backends whose weights the policy owned then."
     )
 
 
@@ -319,6 +430,9 @@ class RoutePolicyStatus(ApiModel):
     lower_bound: float | None = pydantic.Field(default=None, description="Lower bound of the best candidate.")
     savings: Savings | None = pydantic.Field(default=None, description="Projected savings of the active route.")
     pending: PendingAction | None = pydantic.Field(default=None, description="An action under way.")
+    route_source: RouteSource | None = pydantic.Field(
+        default=None, description="The gateway route lastKnownGood was read from (restores go there)."
+    )
     canary_step: int | None = pydantic.Field(default=None, description="Current canary step index.")
     step_started_at: datetime.datetime | None = pydantic.Field(default=None, description="When this step began.")
     last_alert: str | None = pydantic.Field(default=None, description="Name of the last drift alert acted on.")

@@ -36,10 +36,6 @@ class InvalidDatasetError(ConfigError):
     """The dataset has malformed lines and onInvalidLine is Fail, or no valid record at all."""
 
 
-class FormatSpecError(ConfigError):
-    """spec.format cannot be used: the JSON schema does not parse or the regex does not compile."""
-
-
 class CallRejected(ConfigError):
     """The endpoint refused a call in a way retrying cannot fix (401, 403, 404, 400)."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from assay.api import evaluation
-from assay.evaluator import agreement, errors
+from assay.evaluator import agreement
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
@@ -81,39 +81,15 @@ class FormatCheck:
     """spec.format compiled once: `check(answer)` says whether the answer meets it."""
 
     def __init__(self, spec: evaluation.OutputFormat) -> None:
+        # evaluation.OutputFormat already refused a schema that is not a JSON object and a regex that does not
+        # compile (the spec is parsed before anything runs), so these cannot fail here.
         self.kind = spec.type
-        self._schema: Mapping[str, Any] = {}
-        self._pattern: re.Pattern[str] | None = None
-        if spec.type == "JSONSchema":
-            ok, schema = _parse_json(spec.json_schema or "")
-            if not ok or not isinstance(schema, dict):
-                raise errors.FormatSpecError(
-                    "format.jsonSchema is not a JSON object: write the schema as a JSON string",
-                    reason="InvalidFormatSpec",
-                )
-            self._schema = schema
-            self._check_patterns(schema)
-        elif spec.type == "Regex":
-            self._pattern = self._compile(spec.pattern or "", field="format.pattern")
-
-    @staticmethod
-    def _compile(pattern: str, *, field: str) -> re.Pattern[str]:
-        try:
-            return re.compile(pattern)
-        except re.error as exc:
-            raise errors.FormatSpecError(
-                f"{field} is not a valid regular expression: {exc}", reason="InvalidFormatSpec"
-            ) from None
-
-    def _check_patterns(self, schema: Any) -> None:
-        if isinstance(schema, Mapping):
-            if isinstance(schema.get("pattern"), str):
-                self._compile(schema["pattern"], field="format.jsonSchema pattern")
-            for child in schema.values():
-                self._check_patterns(child)
-        elif isinstance(schema, list):
-            for child in schema:
-                self._check_patterns(child)
+        self._schema: Mapping[str, Any] = (
+            json.loads(spec.json_schema) if spec.type == "JSONSchema" and spec.json_schema else {}
+        )
+        self._pattern: re.Pattern[str] | None = (
+            re.compile(spec.pattern) if spec.type == "Regex" and spec.pattern else None
+        )
 
     def check(self, answer: str) -> bool | None:
         """Whether the answer meets the format; None when no format is configured (nothing was checked)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 
 from assay.api import evaluation
-from assay.evaluator import errors, formats
+from assay.evaluator import formats
 
 SCHEMA = {
     "type": "object",
@@ -67,8 +68,18 @@ def test_regex_must_match_the_whole_answer():
     assert not check("Regex", "see ticket-123", pattern=r"ticket-\d+")
 
 
-def test_unusable_format_spec_is_a_permanent_error_naming_the_field():
-    with pytest.raises(errors.FormatSpecError, match=r"format\.jsonSchema"):
-        formats.FormatCheck(evaluation.OutputFormat(type="JSONSchema", json_schema="{not json"))
-    with pytest.raises(errors.FormatSpecError, match=r"format\.pattern"):
-        formats.FormatCheck(evaluation.OutputFormat(type="Regex", pattern="(unclosed"))
+@pytest.mark.parametrize(
+    ("fields", "field", "problem"),
+    [
+        ({"type": "JSONSchema", "jsonSchema": "{not json"}, "jsonSchema", "not valid JSON"),
+        ({"type": "JSONSchema", "jsonSchema": "[1, 2]"}, "jsonSchema", "must be a JSON object"),
+        ({"type": "JSONSchema", "jsonSchema": '{"pattern": "(x"}'}, "jsonSchema", "not a valid regular expression"),
+        ({"type": "Regex", "pattern": "(unclosed"}, "pattern", "not a valid Python regular expression"),
+    ],
+)
+def test_unusable_format_spec_is_refused_when_the_spec_is_parsed_naming_the_field(fields, field, problem):
+    with pytest.raises(pydantic.ValidationError) as caught:
+        evaluation.OutputFormat.model_validate(fields)
+    (error,) = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert problem in error["msg"]
