@@ -2,7 +2,8 @@
 running the evaluator, a real LiteLLM proxy and the LLM simulator behind it.
 
 What it must show: rate limits and server errors do not change a verdict; an evaluator killed mid-run is
-replaced and resumes with no gap and no duplicate; malformed dataset lines are reported by line number
+replaced and resumes with no gap and no duplicate; so is a Job deleted by hand, until too many were lost
+(then the run ends in Error, JobLost); malformed dataset lines are reported by line number
 (skipped or fatal, as configured); a missing Secret or dataset ConfigMap holds the run, without a Job,
 until it exists; a judge that cannot tell a degraded answer from the intact one fails the run.
 
@@ -256,6 +257,59 @@ def test_killed_evaluator_is_replaced_and_resumes_without_gap_or_duplicate(stack
     assert [without_latency(r) for r in namespace.evidence("killed")[:consumed]] == [
         without_latency(r) for r in namespace.evidence("reference")[:consumed]
     ]
+
+
+def delete_job(namespace: Namespace, name: str) -> None:
+    """Delete a Job by hand as `kubectl delete job` does (its pods go with it)."""
+    namespace.batch.delete_namespaced_job(name, namespace.name, propagation_policy="Background")
+
+
+def test_deleted_job_is_recreated_and_the_run_decides_as_if_nothing_happened(stack, namespace):
+    namespace.put_dataset("prompts", simulator.make_dataset(300, seed=7))
+    settings: dict[str, Any] = {"test": {"maxSamples": 300}, "execution": {"concurrency": 8}}
+    namespace.create_run("reference", **settings)
+    namespace.create_run("deleted", **settings)
+
+    def evaluating() -> int | None:
+        status = namespace.status("deleted")
+        assert status.get("phase") not in FINAL, "the run decided before its Job could be deleted"
+        evaluated = (status.get("progress") or {}).get("evaluated") or 0
+        return evaluated if evaluated >= 20 else None
+
+    evaluated_at_delete = wait_for(evaluating, timeout=90, what="evidence from the evaluator")
+    delete_job(namespace, "deleted-eval")
+    replaced = wait_for(
+        lambda: (status := namespace.status("deleted")).get("jobName") == "deleted-eval-r1" and status,
+        timeout=60,
+        what="a replacement Job in status.jobName",
+    )
+    deleted = namespace.wait_final("deleted", timeout=150)
+    reference = namespace.wait_final("reference")
+
+    assert "deleted-eval disappeared" in replaced["message"]
+    assert deleted["progress"]["evaluated"] > evaluated_at_delete, "the replacement went on from the evidence"
+    written = [r["seq"] for r in namespace.evidence("deleted")]
+    assert len(written) == len(set(written)), "a position was written twice"
+    assert written == list(range(len(written))), "a position is missing"
+    assert verdict_of(deleted) == verdict_of(reference)
+
+
+def test_a_run_whose_jobs_keep_disappearing_ends_in_error_job_lost(stack, namespace):
+    namespace.put_dataset("prompts", simulator.make_dataset(300, seed=7))
+    namespace.create_run("lost", test={"maxSamples": 300}, execution={"concurrency": 2})
+
+    names = ["lost-eval", "lost-eval-r1", "lost-eval-r2", "lost-eval-r3"]
+    for name in names:  # the first Job and every replacement the operator makes, each deleted as it appears
+        wait_for(lambda name=name: namespace.status("lost").get("jobName") == name, timeout=60, what=name)
+        wait_for(lambda name=name: name in {job.metadata.name for job in namespace.jobs()}, timeout=30, what=name)
+        delete_job(namespace, name)
+    status = namespace.wait_final("lost", timeout=60)
+
+    assert (status["phase"], status["reason"]) == ("Error", "JobLost"), status.get("message")
+    assert "lost-eval-r3 disappeared" in status["message"]
+    time.sleep(3)  # a few reconciles (every second): no further Job
+    assert namespace.jobs() == []
+    assert namespace.status("lost")["phase"] == "Error"
 
 
 def malformed_dataset(size: int) -> list[Mapping[str, Any] | str]:

@@ -153,10 +153,61 @@ def _delete_job(namespace: str, name: str) -> None:
             raise
 
 
+def _create_job(body: Mapping[str, Any], spec: qualificationrun.QualificationRunSpec, *, recreation: int = 0) -> str:
+    """Create the run's evaluation Job (and the evaluator's identity) unless it exists; returns its name."""
+    meta = body["metadata"]
+    manifest = manifests.evaluation_job(
+        run_name=meta["name"],
+        run_uid=meta["uid"],
+        namespace=meta["namespace"],
+        spec=spec,
+        wire_spec=body.get("spec") or {},
+        recreation=recreation,
+    )
+    _ensure_identity(meta["namespace"])
+    try:
+        kube.batch().create_namespaced_job(
+            meta["namespace"],
+            manifest,  # type: ignore[arg-type]
+            _request_timeout=kube.REQUEST_TIMEOUT,
+        )
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    return str(manifest["metadata"]["name"])
+
+
+def _replace_lost_job(
+    body: Mapping[str, Any], spec: qualificationrun.QualificationRunSpec, desired: dict[str, Any], *, lost: str
+) -> None:
+    """The run's Job is gone before the test decided (deleted by hand, or removed after it finished while the
+    evidence was incomplete). Make the next one, which resumes from the evidence ConfigMaps without a gap or a
+    duplicate; once MAX_JOB_RECREATIONS Jobs were lost, end the run in Error (JobLost) instead of looping."""
+    namespace = body["metadata"]["namespace"]
+    recreation = manifests.job_recreation(lost) + 1
+    limit = manifests.MAX_JOB_RECREATIONS
+    if recreation > limit:
+        message = (
+            f"Evaluation Job {lost} disappeared before the test decided, and {limit} replacements were lost too; "
+            "the evidence so far stays in the run's ConfigMaps. Create a new run to evaluate again."
+        )
+        desired.update(phase="Error", reason="JobLost", message=message, completedAt=conditions.now())
+        events.warning(body, "JobLost", message)
+        metrics.QUALIFICATION_RUNS.labels(namespace=namespace, verdict="error", reason="JobLost").inc()
+        return
+    job_name = _create_job(body, spec, recreation=recreation)
+    message = (
+        f"Evaluation Job {lost} disappeared before the test decided; {job_name} resumes from the evidence "
+        f"(replacement {recreation} of at most {limit})."
+    )
+    desired.update(reason="JobRecreated", message=message, jobName=job_name)
+    events.warning(body, "JobRecreated", message)
+
+
 def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     """Bring one QualificationRun forward. Safe to call at any time; a decided run is left alone."""
     meta = body["metadata"]
-    namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation")
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     current: dict[str, Any] = dict(body.get("status") or {})
     if current.get("phase") in FINAL_PHASES:
         if current.get("jobName") and current.get("phase") != "Error":
@@ -194,21 +245,11 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         finish((conditions.FALSE, problem.reason, problem.message))
         return
 
-    job_name = manifests.job_name(name)
+    job_name = current.get("jobName") or manifests.job_name(name)
     job = _read_job(namespace, job_name)
     if job is None and current.get("phase") != "Running":
-        _ensure_identity(namespace)
         wire = body.get("spec") or {}
-        manifest = manifests.evaluation_job(run_name=name, run_uid=uid, namespace=namespace, spec=spec, wire_spec=wire)
-        try:
-            kube.batch().create_namespaced_job(
-                namespace,
-                manifest,  # type: ignore[arg-type]
-                _request_timeout=kube.REQUEST_TIMEOUT,
-            )
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
+        job_name = _create_job(body, spec)
         desired.update(
             phase="Running",
             reason="Evaluating",
@@ -299,6 +340,8 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         desired.update(phase="Error", reason="JobFailed", message=message, completedAt=conditions.now())
         events.warning(body, "JobFailed", message)
         metrics.QUALIFICATION_RUNS.labels(namespace=namespace, verdict="error", reason="JobFailed").inc()
+    elif job is None and current.get("phase") == "Running":
+        _replace_lost_job(body, spec, desired, lost=job_name)
     elif desired.get("phase") == "Running":
         desired["reason"] = "Evaluating"
         desired["message"] = f"{qualification.samples} pairs evaluated; the test has not decided yet."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from assay import API_VERSION, GROUP, __version__
@@ -27,9 +28,23 @@ def spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def job_name(run_name: str) -> str:
-    base = run_name[:57].rstrip("-.")
-    return f"{base}-eval"
+# A run whose Job vanished before the test decided gets a new Job this many times, then ends in Error.
+MAX_JOB_RECREATIONS = 3
+_RECREATED = re.compile(r"-eval-r([0-9]+)$")
+
+
+def job_name(run_name: str, *, recreation: int = 0) -> str:
+    """The run's evaluation Job: `<run>-eval`, and `<run>-eval-r<n>` for the n-th Job made after one was lost.
+    Recreated Jobs never reuse a name (a Job still being deleted keeps its name for a while), and the name in
+    status.jobName counts the recreations. At most 63 characters, as a Job's label value must be."""
+    suffix = f"-eval-r{recreation}" if recreation else "-eval"
+    return run_name[: 63 - len(suffix) - 1].rstrip("-.") + suffix
+
+
+def job_recreation(name: str | None) -> int:
+    """How many Jobs were lost before the one named `name` (0 for the first, or no Job yet)."""
+    found = _RECREATED.search(name or "")
+    return int(found.group(1)) if found else 0
 
 
 def owner_reference(*, kind: str, name: str, uid: str, controller: bool = True) -> dict[str, Any]:
@@ -54,8 +69,10 @@ def evaluation_job(
     namespace: str,
     spec: qualificationrun.QualificationRunSpec,
     wire_spec: dict[str, Any],
+    recreation: int = 0,
 ) -> dict[str, Any]:
-    """The batch/v1 Job that evaluates one run: one pod a shard (Indexed when parallelism > 1)."""
+    """The batch/v1 Job that evaluates one run: one pod a shard (Indexed when parallelism > 1). `recreation`
+    names the Job made after that many were lost (`job_name`); the evaluator resumes from the evidence."""
     shards = spec.execution.parallelism
     env: list[dict[str, Any]] = [
         {"name": "ASSAY_RUN_NAME", "value": run_name},
@@ -127,7 +144,7 @@ def evaluation_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(run_name),
+            "name": job_name(run_name, recreation=recreation),
             "namespace": namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(kind="QualificationRun", name=run_name, uid=run_uid)],

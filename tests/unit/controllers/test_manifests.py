@@ -64,3 +64,23 @@ def test_evaluator_role_grants_configmaps_only():
     assert [r["resources"] for r in role["rules"]] == [["configmaps"]]
     assert "secrets" not in str(role["rules"])
     assert binding["subjects"][0]["name"] == sa["metadata"]["name"]
+
+
+def test_a_recreated_job_gets_the_next_name_which_counts_the_lost_ones():
+    assert manifests.job_name("run") == "run-eval"
+    assert [manifests.job_name("run", recreation=n) for n in (1, 2)] == ["run-eval-r1", "run-eval-r2"]
+    assert [manifests.job_recreation(name) for name in (None, "run-eval", "run-eval-r1", "run-eval-r12")] == [
+        0,
+        0,
+        1,
+        12,
+    ]
+    assert manifests.job_recreation("run-eval-r2-eval") == 0, "a run named like a recreated Job is still its first"
+
+
+def test_job_names_stay_within_a_label_value_and_end_without_a_dash():
+    long = "a" * 50 + "-" + "b" * 30
+    for recreation in (0, 1, 3):
+        name = manifests.job_name(long, recreation=recreation)
+        assert len(name) <= 62 and manifests.job_recreation(name) == recreation
+    assert manifests.job_name("x" * 56 + "-yy") == "x" * 56 + "-eval"
