@@ -14,12 +14,16 @@ import pytest
 
 from assaylab import controlplane
 from assaylab import stack as local_stack
+from assaylab.operator_process import LOOPBACK_EGRESS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRD_DIR = REPO / "crds"
 # Real parts a test needs: skipped when missing, a failure under CI. Loaded as a plugin, not imported here
 # (imported first, pytest could not rewrite its asserts).
 pytest_plugins = ["realparts"]
+# Every server in the tests listens on loopback, which assay's egress rule refuses unless configured to allow it
+# (the in-process operator hands it on to the evaluation Jobs it creates, as the chart's operator does).
+os.environ.update(LOOPBACK_EGRESS)
 
 
 class Kube:

@@ -12,7 +12,12 @@ import time
 
 import httpx
 
+from assay import egress
 from assaylab.controlplane import free_port
+
+# Everything in the lab listens on loopback, which assay's egress rule refuses unless configured to allow it:
+# configure it here (the operator hands it on to its evaluation Jobs) rather than weaken the default.
+LOOPBACK_EGRESS = {egress.ENV_ALLOW_LOOPBACK: "true"}
 
 
 class OperatorProcess:
@@ -48,6 +53,7 @@ class OperatorProcess:
             ASSAY_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
             ASSAY_BIND_HOST="127.0.0.1",
+            **LOOPBACK_EGRESS,
         )
         if self.webhook_port:
             env["ASSAY_WEBHOOK_PORT"] = str(self.webhook_port)

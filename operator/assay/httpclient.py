@@ -1,5 +1,6 @@
 """The one HTTP client factory and retry policy: every outbound call assay makes (models, judge, gateway admin
-APIs, dataset URLs) goes through here, so timeouts, retries and backoff behave the same everywhere."""
+APIs, dataset URLs) goes through here, so timeouts, retries, backoff and the egress rule (assay.egress) behave
+the same everywhere."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+
+from assay import egress
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -78,28 +81,50 @@ def make_async_client(
     timeout: float = 60.0,
     max_connections: int = 100,
     headers: Mapping[str, str] | None = None,
+    policy: egress.EgressPolicy | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with assay's defaults: explicit timeouts, a bounded pool, a bearer token if given."""
-    all_headers = {"User-Agent": "assay"}
-    if headers:
-        all_headers.update(headers)
-    if bearer_token:
-        all_headers["Authorization"] = f"Bearer {bearer_token}"
+    """An AsyncClient with assay's defaults: explicit timeouts, a bounded pool, a bearer token if given, and the
+    egress rule (`policy`, default: the environment's): a refused URL or address raises egress.EgressDenied."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+    async def check(request: httpx.Request) -> None:
+        egress.check_url(request.url)
+
     return httpx.AsyncClient(
         base_url=base_url,
-        headers=all_headers,
+        headers=_headers(bearer_token, headers),
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=limits,
+        transport=egress.async_transport(policy or egress.current_policy(), limits=limits),
+        event_hooks={"request": [check]},
     )
 
 
-def make_client(*, base_url: str = "", bearer_token: str | None = None, timeout: float = 30.0) -> httpx.Client:
+def make_client(
+    *,
+    base_url: str = "",
+    bearer_token: str | None = None,
+    timeout: float = 30.0,
+    policy: egress.EgressPolicy | None = None,
+) -> httpx.Client:
     """The synchronous twin of make_async_client, for sync code paths (gateway adapters, the CLI)."""
-    headers = {"User-Agent": "assay"}
+
+    def check(request: httpx.Request) -> None:
+        egress.check_url(request.url)
+
+    return httpx.Client(
+        base_url=base_url,
+        headers=_headers(bearer_token, None),
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        transport=egress.sync_transport(policy or egress.current_policy(), limits=httpx.Limits()),
+        event_hooks={"request": [check]},
+    )
+
+
+def _headers(bearer_token: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    headers = {"User-Agent": "assay", **(extra or {})}
     if bearer_token:
         headers["Authorization"] = f"Bearer {bearer_token}"
-    return httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+    return headers
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,8 +11,8 @@ The rules, safest reading first:
   absent). Unlike Kubernetes, a selector that selects by exclusion only (empty, or only NotIn / DoesNotExist)
   matches NOTHING: such a selector would roll back on every alert of the cluster.
 - Namespace scoping: an alert that carries a `namespace` label matches only policies in that namespace. An
-  alert without one (an aggregated rule, say) is scoped by the selector alone, which then should name the
-  route (e.g. a `route` label), as the RoutePolicy's field description tells the user.
+  alert without one (an aggregated rule, say) could come from any team's rule, so it matches only policies that
+  opt in with `spec.rollback.matchAlertsWithoutNamespace`, and then by their selector.
 - A selector the operator cannot read (a malformed object, In without values) matches nothing.
 """
 
@@ -96,7 +96,7 @@ def match(alerts: Iterable[payload.Alert], policies: Sequence[Mapping[str, Any]]
             continue
         alert_namespace = alert.labels.get(NAMESPACE_LABEL)
         for ref, selector in candidates:
-            if alert_namespace is not None and alert_namespace != ref.namespace:
+            if not _in_scope(alert_namespace, ref):
                 continue
             if selects(selector, alert.labels):
                 matches.append(
@@ -180,16 +180,24 @@ class _PolicyRef:
     namespace: str
     name: str
     uid: str
+    matches_alerts_without_namespace: bool = False
+
+
+def _in_scope(alert_namespace: str | None, ref: _PolicyRef) -> bool:
+    """An alert with a namespace label reaches only that namespace; one without, only policies that opted in."""
+    return ref.matches_alerts_without_namespace if alert_namespace is None else alert_namespace == ref.namespace
 
 
 def _candidate(policy: Mapping[str, Any]) -> tuple[_PolicyRef, routepolicy.AlertSelector] | None:
     metadata = policy.get("metadata") or {}
+    rollback = (policy.get("spec") or {}).get("rollback") or {}
     ref = _PolicyRef(
         namespace=str(metadata.get("namespace") or ""),
         name=str(metadata.get("name") or ""),
         uid=str(metadata.get("uid") or ""),
+        matches_alerts_without_namespace=rollback.get("matchAlertsWithoutNamespace") is True,
     )
-    raw_selector = ((policy.get("spec") or {}).get("rollback") or {}).get("alertSelector")
+    raw_selector = rollback.get("alertSelector")
     if raw_selector is None:
         return None
     if not (ref.namespace and ref.name and ref.uid):

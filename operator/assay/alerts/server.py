@@ -8,8 +8,8 @@ Logs carry alert names, policy names and counts; never annotations (free text) a
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,13 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from assay import metrics
-from assay.alerts import matching, payload
+from assay.alerts import matching, payload, transport
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 ALERTS_PATH = "/alerts"
 HEALTHZ_PATH = "/healthz"
+HEADER_DEADLINE = web.AppKey("header_deadline", transport.HeaderDeadline)
 
 ListPolicies = Callable[[], Awaitable[list[dict[str, Any]]]]
 OnMatches = Callable[[list[matching.Match], float], Awaitable[None]]
@@ -35,6 +36,7 @@ def make_app(
     list_policies: ListPolicies,
     on_matches: OnMatches,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    limits: transport.Limits = transport.DEFAULT_LIMITS,
     deduper: matching.Deduper | None = None,
 ) -> web.Application:
     """The webhook app.
@@ -69,7 +71,7 @@ def make_app(
                 headers={"WWW-Authenticate": 'Bearer realm="assay-alerts"'},
             )
         try:
-            notification = payload.parse(await _read_json(request))
+            notification = payload.parse(await transport.read_json(request, limits))
         except web.HTTPRequestEntityTooLarge:
             metrics.ALERTS.labels(outcome="bad_request").inc()
             return web.json_response({"error": f"body: larger than {max_body_bytes} bytes"}, status=413)
@@ -124,20 +126,29 @@ def make_app(
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(client_max_size=max_body_bytes)
+    # The HTTP layer's limits (assay.alerts.transport) act before anything above looks at a delivery.
+    deadline = transport.HeaderDeadline(limits.header_timeout)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[deadline.middleware])
+    app[HEADER_DEADLINE] = deadline
+    app.on_cleanup.append(deadline.stop)
     app.router.add_post(ALERTS_PATH, receive)
     app.router.add_get(HEALTHZ_PATH, healthz)
     return app
 
 
-async def serve(app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-    """Start `app` on host:port (0 picks a free port; `bound_port(runner)` tells which) and return its runner.
+async def serve(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Start `app` on host:port (0 picks a free port; `bound_port(runner)` tells which), over TLS when
+    `ssl_context` is given, and return its runner. A webhook app's header deadline starts watching here.
 
     Stop it with `await runner.cleanup()`.
     """
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    if (deadline := app.get(HEADER_DEADLINE)) is not None and runner.server is not None:
+        deadline.watch(runner.server)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:
@@ -162,16 +173,6 @@ def _bearer_matches(presented: str, expected: bytes) -> bool:
         return hmac.compare_digest(normalized.encode(), expected)
     except UnicodeEncodeError:
         return False
-
-
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise payload.PayloadError("body", f"not valid JSON: {exc.msg} at byte {exc.pos}") from None
-    except UnicodeDecodeError as exc:
-        raise payload.PayloadError("body", f"not valid JSON: not UTF-8 at byte {exc.start}") from None
 
 
 def _count(**outcomes: int) -> None:

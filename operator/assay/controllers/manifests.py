@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any
 
-from assay import API_VERSION, GROUP, __version__
+from assay import API_VERSION, GROUP, __version__, egress
 from assay.api import qualificationrun
 
 EVALUATOR_SERVICE_ACCOUNT = "assay-evaluator"
@@ -81,6 +81,8 @@ def evaluation_job(
         {"name": "ASSAY_RUN_SPEC", "value": json.dumps(wire_spec, sort_keys=True)},
         {"name": "ASSAY_SHARDS", "value": str(shards)},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        # The evaluator calls under the operator's egress rule (the chart sets it on the operator only).
+        *({"name": name, "value": os.environ[name]} for name in egress.ENV_NAMES if name in os.environ),
     ]
     if spec.endpoint.api_key_secret_ref:
         env.append(_secret_env("ASSAY_ENDPOINT_API_KEY", spec.endpoint.api_key_secret_ref))

@@ -55,6 +55,7 @@ async def _start_webhook(options: OperatorOptions) -> Any:
     if not options.webhook_port:
         return None
     from assay import alerts
+    from assay.alerts import transport as alerts_transport
     from assay.controllers import handle_alert
 
     token = os.environ.get("ASSAY_WEBHOOK_TOKEN", "").strip()
@@ -62,8 +63,9 @@ async def _start_webhook(options: OperatorOptions) -> Any:
         raise SystemExit("the alert webhook needs ASSAY_WEBHOOK_TOKEN (from a Secret); set it or disable the webhook")
     list_policies, on_matches = handle_alert.callbacks(options.namespaces)
     app = alerts.make_app(token=token, list_policies=list_policies, on_matches=on_matches)
-    runner = await alerts.serve(app, host=options.bind_host, port=options.webhook_port)
-    logger.info("alert webhook on :%d/alerts", alerts.bound_port(runner))
+    tls = alerts_transport.tls_context_from_env()  # the chart mounts tls.crt/tls.key from a Secret
+    runner = await alerts.serve(app, host=options.bind_host, port=options.webhook_port, ssl_context=tls)
+    logger.info("alert webhook on :%d/alerts (%s)", alerts.bound_port(runner), "TLS" if tls else "plain HTTP")
     return runner
 
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import pydantic
 from kubernetes import client
 
+from assay import egress
 from assay.api import qualificationrun
 from assay.evaluator import errors, kube, shard, sinks, sources
 
@@ -114,7 +115,10 @@ async def _main_async(env: Mapping[str, str]) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await _run(env, stop=stop)
+    try:
+        return await _run(env, stop=stop)
+    except egress.EgressDenied as exc:  # the URL or its address is refused: a retry would be refused again
+        raise errors.ConfigError(str(exc), reason="EgressDenied") from None
 
 
 def main(env: Mapping[str, str] | None = None, *, termination_log: str | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Awaitable, Callable
 
-from assay import httpclient
+from assay import egress, httpclient
 from assay.api import common, evaluation
 from assay.evaluator import errors
 
@@ -37,16 +37,16 @@ def read_path(path: str) -> str:
 
 
 async def read_url(url: str, *, policy: httpclient.RetryPolicy, timeout: float) -> str:
-    """The body of a dataset URL, fetched with the retry policy."""
+    """The body of a dataset URL, fetched with the retry policy. Messages show only the URL's scheme and host:
+    a presigned URL's path and query are credentials."""
+    shown = f"dataset.url {egress.redact(url)}"
     async with httpclient.make_async_client(timeout=timeout) as client:
         try:
-            response = await httpclient.send_with_retry(
-                lambda: client.get(url), policy=policy, what=f"dataset.url {url}"
-            )
+            response = await httpclient.send_with_retry(lambda: client.get(url), policy=policy, what=shown)
         except httpclient.CallFailed as exc:
             if exc.status is not None and exc.status not in httpclient.RETRYABLE_STATUS:
                 raise errors.DatasetSourceError(
-                    f"dataset.url {url}: HTTP {exc.status}; check the URL and that it serves the JSON Lines",
+                    f"{shown}: HTTP {exc.status}; check the URL and that it serves the JSON Lines",
                     reason="DatasetNotFound",
                 ) from None
             raise errors.TransientError(str(exc), reason="DatasetFetchFailed") from None
@@ -54,7 +54,7 @@ async def read_url(url: str, *, policy: httpclient.RetryPolicy, timeout: float) 
         return response.content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.DatasetSourceError(
-            f"dataset.url {url}: not UTF-8 text ({exc.reason} at byte {exc.start})", reason="DatasetUnreadable"
+            f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})", reason="DatasetUnreadable"
         ) from None
 
 

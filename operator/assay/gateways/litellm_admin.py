@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from assay import httpclient
+from assay import egress, httpclient
 from assay.gateways import interface, litellm_config
 
 KIND = "LiteLLMAdminAPI"
@@ -160,6 +160,8 @@ class LiteLLMAdminGateway:
             response = httpclient.send_with_retry_sync(send, policy=self._retry, what=what, sleep=self._sleep)
         except httpclient.CallFailed as exc:
             raise self._failure(exc, last[0] if last else None, what) from exc
+        except egress.EgressDenied as exc:  # the master key is never sent where the egress rule forbids
+            raise interface.GatewayRejected(f"spec.gateway.url: {exc}") from None
         try:
             body = response.json()
         except ValueError as exc:

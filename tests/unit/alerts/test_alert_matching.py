@@ -82,15 +82,34 @@ def test_alert_with_namespace_label_matches_only_policies_of_that_namespace():
     assert _matched(alerts, policies) == [("team-b", "support-summary", "JudgeDrift")]
 
 
-def test_alert_without_namespace_label_is_scoped_by_the_selector_alone():
+def test_alert_without_namespace_label_matches_no_policy_that_did_not_opt_in():
     policies = [
         policy("support-summary", namespace="team-a", match_labels={"route": "support-summary"}),
         policy("billing-qa", namespace="team-b", match_labels={"route": "billing-qa"}),
+        policy("anything", namespace="team-c", match_expressions=[{"key": "alertname", "operator": "Exists"}]),
     ]
 
     alerts = _alerts(alert({"alertname": "JudgeDrift", "route": "billing-qa"}))
 
-    assert _matched(alerts, policies) == [("team-b", "billing-qa", "JudgeDrift")]
+    assert _matched(alerts, policies) == []
+
+
+def test_alert_without_namespace_label_matches_an_opted_in_policy_by_its_selector():
+    opted_in = policy("billing-qa", namespace="team-b", match_labels={"route": "billing-qa"})
+    opted_in["spec"]["rollback"]["matchAlertsWithoutNamespace"] = True
+    policies = [
+        policy("support-summary", namespace="team-a", match_labels={"route": "support-summary"}),
+        opted_in,
+        policy("billing-qa", namespace="team-c", match_labels={"route": "billing-qa"}),
+    ]
+
+    assert _matched(_alerts(alert({"alertname": "JudgeDrift", "route": "billing-qa"})), policies) == [
+        ("team-b", "billing-qa", "JudgeDrift")
+    ]
+    # The opt-in widens nothing for alerts that do carry a namespace.
+    assert _matched(_alerts(alert({"alertname": "X", "route": "billing-qa", "namespace": "team-c"})), policies) == [
+        ("team-c", "billing-qa", "X")
+    ]
 
 
 def test_one_alert_may_roll_back_several_policies_and_several_alerts_one_policy():

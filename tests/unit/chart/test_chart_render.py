@@ -4,6 +4,7 @@ image."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import pathlib
 
@@ -21,6 +22,8 @@ from chart_harness import (
     render,
     run_helm,
 )
+
+from assay import egress
 
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
@@ -171,3 +174,24 @@ def test_values_schema_is_strict_at_every_level():
                 walk(child, f"{where}/{key}")
 
     walk(json.loads(pathlib.Path(CHART / "values.schema.json").read_text()), "")
+
+
+def test_egress_values_reach_the_operator_as_the_policy_it_enforces(helm, default):
+    assert egress.EgressPolicy.from_env(env_of(operator_container(default))) == egress.EgressPolicy(
+        allowed_networks=tuple(
+            ipaddress.ip_network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+        )
+    )
+    docs = render(
+        helm,
+        set_values=[
+            "egress.allowedCIDRs={10.96.0.0/12}",
+            "egress.allowedHosts={.svc.cluster.local,litellm.example}",
+            "egress.allowLoopback=true",
+        ],
+    )
+    assert egress.EgressPolicy.from_env(env_of(operator_container(docs))) == egress.EgressPolicy(
+        allowed_networks=(ipaddress.ip_network("10.96.0.0/12"),),
+        allowed_hosts=frozenset({".svc.cluster.local", "litellm.example"}),
+        allow_loopback=True,
+    )

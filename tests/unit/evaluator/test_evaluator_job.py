@@ -18,6 +18,7 @@ from evaluator_harness import BASELINE, CANDIDATE, JUDGE, evidence, make_spec, w
 
 from assay.evaluator import errors, job
 from assaylab import simulator
+from assaylab.operator_process import LOOPBACK_EGRESS
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
@@ -37,6 +38,7 @@ def job_env(spec: Any, evidence_dir: pathlib.Path, **extra: str) -> dict[str, st
         "ASSAY_RUN_SPEC": json.dumps(spec.to_wire()),
         "ASSAY_SHARDS": "1",
         "ASSAY_EVIDENCE_DIR": str(evidence_dir),
+        **LOOPBACK_EGRESS,  # as the operator hands it on to the Job
         **extra,
     }
 
