@@ -1,4 +1,4 @@
-"""The one rule for a real part a test needs (LiteLLM, Prometheus, Alertmanager, Chromium, helm, promtool, the
+"""The one rule for a real part a test needs (LiteLLM, Prometheus, Alertmanager, Chromium, helm, promtool, openssl,
 test binaries, the upstream CRDs): missing on a developer's machine, the test skips and says how to install
 it; missing under CI (`CI` set to a true value), the test fails, because there `make test` installs
 everything and a skip would hide a part that was never exercised.

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from alerts_harness import alert, notification
 
+import realparts
 from assay.alerts import server, transport
 
 TOKEN = "s3cret-token-for-tests"
@@ -129,8 +130,7 @@ async def test_an_idle_kept_alive_connection_is_closed_but_an_answered_one_was_s
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
     openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl not installed")
+    realparts.require("openssl", openssl, "install openssl (a prerequisite in the README)")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "tls.crt", directory / "tls.key"
     subprocess.run(
