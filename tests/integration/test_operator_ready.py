@@ -1,6 +1,6 @@
 """The operator, in-process against a real kube-apiserver with token auth, reconciles RoutePolicies:
 Ready with the right observedGeneration, updated on spec changes, and Ready=False naming a missing
-Secret or ConfigMap until it appears."""
+Secret, ConfigMap, route object or route backend until it appears."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pathlib
 import pytest
 import yaml
 from kubernetes import client
+from test_gateways_routes import upstream_crds  # noqa: F401 - a fixture: the upstream HTTPRoute CRD
 
 from conftest import wait_for
 
@@ -106,3 +107,55 @@ def test_missing_configmap_key_is_named(kube, operator, namespace):
     ready = wait_for(lambda: _ready(_get(kube, namespace, "support-summary")), what="a Ready condition")
     assert ready["status"] == "False" and ready["reason"] == "ConfigMapKeyNotFound"
     assert "support-summary-traffic" in ready["message"] and "other.jsonl" in ready["message"]
+
+
+def _httproute_policy(candidate_backend: str) -> dict:
+    policy = copy.deepcopy(yaml.safe_load((EXAMPLE.parent / "routepolicy-httproute.yaml").read_text()))
+    policy["spec"]["candidates"][0]["backend"] = candidate_backend
+    policy["spec"]["qualification"]["dataset"] = {"url": "https://datasets.example.com/code-review.jsonl"}
+    return policy
+
+
+def test_weight_gateway_route_that_does_not_exist_is_named_at_once(kube, operator, namespace):
+    client.CustomObjectsApi(kube.api_client()).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, _httproute_policy("small-coder-svc")
+    )
+    ready = wait_for(lambda: _ready(_get(kube, namespace, "code-review")), what="a Ready condition")
+    assert ready["status"] == "False" and ready["reason"] == "RouteNotFound"
+    assert "HTTPRoute 'code-review-llm' (from spec.gateway.routeRef)" in ready["message"]
+
+
+@pytest.mark.usefixtures("upstream_crds")
+def test_weight_gateway_backend_missing_from_the_route_is_named_at_once(kube, operator, namespace):
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "code-review-llm"},
+        "spec": {
+            "parentRefs": [{"name": "inference-gateway"}],
+            "rules": [{"backendRefs": [{"name": "large-coder-svc", "port": 8000, "weight": 100}]}],
+        },
+    }
+    custom = client.CustomObjectsApi(kube.api_client())
+    custom.create_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "httproutes", route)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _httproute_policy("small-coder-svc"))
+
+    ready = wait_for(lambda: _ready(_get(kube, namespace, "code-review")), what="a Ready condition")
+    assert ready["status"] == "False" and ready["reason"] == "BackendNotFound"
+    assert (
+        "no backendRef 'small-coder-svc' (from spec.candidates[0].backend); it has: large-coder-svc"
+        in (ready["message"])
+    )
+
+    route["spec"]["rules"][0]["backendRefs"].append({"name": "small-coder-svc", "port": 8000, "weight": 0})
+    live = custom.get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", route["metadata"]["name"]
+    )
+    live["spec"] = route["spec"]
+    custom.replace_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", "code-review-llm", live
+    )
+    wait_for(
+        lambda: (_ready(_get(kube, namespace, "code-review")) or {}).get("reason") != "BackendNotFound",
+        what="the missing backend to resolve once the route has it",
+    )

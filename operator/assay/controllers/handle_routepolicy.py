@@ -15,6 +15,7 @@ from kubernetes import client
 from assay import GROUP, VERSION, kube, metrics
 from assay.api import routepolicy
 from assay.controllers import Logger, conditions, events, handle_route, manifests, policy_runs, references, status
+from assay.gateways import factory, weighted_route
 from assay.qualification import cost
 
 KIND = "RoutePolicy"
@@ -76,7 +77,7 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     else:
         problem = references.check(
             references.of_policy(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref)
-        )
+        ) or references.check_backends(spec, backends_in_route=lambda: _route_backends(spec, namespace))
         found = problem or references.RESOLVED
         ready = (conditions.FALSE if problem else conditions.TRUE, found.reason, found.message)
 
@@ -104,6 +105,11 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
                 events.normal(body, "Ready", ready[2])
             else:
                 events.warning(body, ready[1], ready[2])
+
+
+def _route_backends(spec: routepolicy.RoutePolicySpec, namespace: str) -> list[str] | None:
+    gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
+    return gateway.backend_names() if isinstance(gateway, weighted_route.WeightedRouteGateway) else None
 
 
 def _qualify(

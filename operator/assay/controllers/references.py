@@ -1,5 +1,5 @@
-"""Which Secrets and ConfigMaps a spec depends on, and what is wrong when one is missing. Pure: the caller
-looks the objects up and hands in what it found."""
+"""Which Secrets, ConfigMaps and route backends a spec depends on, and what is wrong when one is missing. Pure:
+the caller looks the objects up and hands in what it found."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ class Reference:
 class Problem:
     """A reference that does not resolve, phrased for a condition."""
 
-    reason: str  # SecretNotFound, SecretKeyNotFound, ConfigMapNotFound, ConfigMapKeyNotFound
+    reason: str  # SecretNotFound, SecretKeyNotFound, ConfigMapNotFound, ConfigMapKeyNotFound, RouteNotFound, ...
     message: str
 
 
-RESOLVED = Problem("ReferencesResolved", "All referenced Secrets and ConfigMaps exist.")
+RESOLVED = Problem("ReferencesResolved", "All referenced Secrets, ConfigMaps and route backends exist.")
+WEIGHTED_KINDS = ("EnvoyAIGatewayRoute", "HTTPRoute")
 
 
 def invalid_spec(exc: pydantic.ValidationError) -> Problem:
@@ -84,5 +85,52 @@ def check(refs: list[Reference], *, keys_of: Callable[[Kind, str], set[str] | No
                 f"{ref.kind}KeyNotFound",
                 f"{ref.kind} {ref.name!r} has no key {ref.key!r} (from {ref.field}); it has: "
                 + (", ".join(sorted(keys)) or "no keys"),
+            )
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendRef:
+    """A backendRef a weight gateway's route rule must hold: the baseline's or a candidate's."""
+
+    name: str
+    field: str  # e.g. spec.candidates[0].backend (or .model, when the backend defaults to the model)
+
+
+def backends_of_policy(spec: routepolicy.RoutePolicySpec) -> list[BackendRef]:
+    """The backends the policy moves weights between; none unless the gateway splits traffic by weight."""
+    if spec.gateway.kind not in WEIGHTED_KINDS:
+        return []
+    sides = [("spec.baseline", spec.baseline)] + [(f"spec.candidates[{i}]", c) for i, c in enumerate(spec.candidates)]
+    return [
+        BackendRef(side.backend, f"{where}.backend") if side.backend else BackendRef(side.model, f"{where}.model")
+        for where, side in sides
+    ]
+
+
+def check_backends(
+    spec: routepolicy.RoutePolicySpec, *, backends_in_route: Callable[[], list[str] | None]
+) -> Problem | None:
+    """The first backend the route's rule lacks. `backends_in_route()` returns the backendRef names of rule
+    spec.gateway.ruleIndex of the route object, or None when the object or that rule does not exist; it is
+    called only for weight gateways. Admission cannot see the route object, so this says it at once."""
+    wanted = backends_of_policy(spec)
+    if not wanted or spec.gateway.route_ref is None:
+        return None
+    route = f"{spec.gateway.kind} {spec.gateway.route_ref.name!r}"
+    rule = spec.gateway.rule_index
+    present = backends_in_route()
+    if present is None:
+        return Problem(
+            "RouteNotFound",
+            f"{route} (from spec.gateway.routeRef) does not exist or has no rule {rule} (spec.gateway.ruleIndex)",
+        )
+    for ref in wanted:
+        if ref.name not in present:
+            return Problem(
+                "BackendNotFound",
+                f"{route} rules[{rule}] has no backendRef {ref.name!r} (from {ref.field}); it has: "
+                + (", ".join(present) or "none")
+                + f". Add a backendRef for it (weight 0) or set {ref.field.rsplit('.', 1)[0]}.backend to one of them",
             )
     return None

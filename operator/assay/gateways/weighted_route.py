@@ -60,6 +60,14 @@ class WeightedRouteGateway:
         self._field = f"rules[{rule_index}].backendRefs"
         self.location = f"{self._object} {self._field}"
 
+    def backend_names(self) -> list[str] | None:
+        """The backendRef names of the owned rule, in order; None when the route object (or its API, or the rule)
+        does not exist. Other errors (403, the apiserver down) are raised: they say nothing about the spec."""
+        try:
+            return [str(ref.get("name")) for ref in self._refs(self._get())]
+        except interface.RouteNotFound:
+            return None
+
     def describe(self) -> str:
         return f"{self.kind}: weights of {', '.join(self._owned)} in {self.location}"
 
