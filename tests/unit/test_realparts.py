@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -72,3 +73,19 @@ def test_without_ci_a_marked_module_skips_each_test_and_the_closing_line_counts_
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Prometheus is missing: run hack/debian-packages.sh" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1].startswith("2 skipped in "), result.stdout
+
+
+# Skips that are not about a missing part: an `assay operator` process cannot share the control plane with
+# the in-process operator of tests/conftest.py (a guard; that fixture is stopped after each module using it).
+NOT_A_PART = {"integration/test_crd_adapters_operator.py"}
+
+
+def test_tests_skip_for_a_missing_part_only_through_realparts():
+    skipping = re.compile(r"pytest\.skip\(|mark\.skipif\(|importorskip\(")
+    offenders = sorted(
+        str(path.relative_to(TESTS))
+        for path in TESTS.rglob("*.py")
+        if path.name != "realparts.py" and path.resolve() != pathlib.Path(__file__).resolve()
+        if skipping.search(path.read_text())
+    )
+    assert set(offenders) <= NOT_A_PART, "use realparts.needs / realparts.require (tests/realparts.py)"
