@@ -117,11 +117,13 @@ class InProcessOperator:
             self.thread.join(30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(kube: Kube) -> Iterator[InProcessOperator]:
-    """The operator in-process (kopf in a thread), authenticating with the control plane's bearer token."""
+    """The operator in-process (kopf in a thread), authenticating with the control plane's bearer token. Per
+    module: it watches every namespace, so it must be gone before a module runs an operator process of its own."""
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
     os.environ.setdefault("ASSAY_RECONCILE_INTERVAL", "1")
+    os.environ.setdefault("ASSAY_ROUTE_CHECK_INTERVAL", "1")
     running = InProcessOperator().start()
     try:
         yield running

@@ -21,7 +21,8 @@ LOOPBACK_EGRESS = {egress.ENV_ALLOW_LOOPBACK: "true"}
 
 
 class OperatorProcess:
-    """`assay operator` against a kubeconfig, logging to a file; readiness via kopf's liveness endpoint."""
+    """`assay operator` against a kubeconfig, logging to a file; liveness and readiness via its probes
+    (`/healthz`: alive, a standby too; `/leader`: leading and its alert index warm)."""
 
     def __init__(
         self,
@@ -43,13 +44,15 @@ class OperatorProcess:
         self.liveness_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 60) -> OperatorProcess:
+    def start(self, *, timeout: float = 60, wait_for: str = "ready") -> OperatorProcess:
+        """Start it and wait until it is `ready` (leading, warm) or only `live` (a standby)."""
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         env = dict(os.environ)
         env.update(
             KUBECONFIG=str(self.kubeconfig),
             ASSAY_RECONCILE_INTERVAL=str(self.reconcile_interval),
+            ASSAY_ROUTE_CHECK_INTERVAL=str(self.reconcile_interval),
             ASSAY_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
             ASSAY_BIND_HOST="127.0.0.1",
@@ -62,7 +65,7 @@ class OperatorProcess:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process until stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assay", "operator", "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz"],
+            [sys.executable, "-m", "assay", "operator", "--health-port", str(self.liveness_port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -73,12 +76,34 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited with {self.proc.returncode}; see {self.log_path}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1).status_code == 200:
+                path = "/leader" if wait_for == "ready" else "/healthz"
+                if httpx.get(f"http://127.0.0.1:{self.liveness_port}{path}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"operator not live after {timeout}s; see {self.log_path}")
+
+    def ready(self) -> bool:
+        """Whether it leads and its alert index is warm (`/leader` answers 200)."""
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.liveness_port}/leader", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, *, timeout: float = 60) -> float:
+        """Block until ready; returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.proc.returncode}; see {self.log_path}")
+            if self.ready():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise TimeoutError(f"operator not ready after {timeout}s; see {self.log_path}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finalizers, like a node losing the pod."""

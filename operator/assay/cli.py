@@ -16,14 +16,19 @@ def _operator(argv: Sequence[str]) -> int:
     parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeatable)")
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("ASSAY_METRICS_PORT", "8080")))
     parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("ASSAY_WEBHOOK_PORT", "0")) or None)
-    parser.add_argument("--liveness", default=os.environ.get("ASSAY_LIVENESS_ENDPOINT"))
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("ASSAY_HEALTH_PORT", "0")) or None,
+        help="serve /healthz (alive) and /readyz (leading, alert index warm) on this port",
+    )
     args = parser.parse_args(argv)
     namespaces = args.namespace or [n for n in os.environ.get("ASSAY_NAMESPACES", "").split(",") if n]
     runtime.run(
         runtime.OperatorOptions(
             namespaces=tuple(namespaces),
             metrics_port=args.metrics_port,
-            liveness_endpoint=args.liveness,
+            health_port=args.health_port,
             webhook_port=args.webhook_port,
         )
     )

@@ -59,10 +59,16 @@ def rbac() -> client.RbacAuthorizationV1Api:
     return client.RbacAuthorizationV1Api(api_client())
 
 
-def patch_status(kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-    """Merge-patch the status subresource of one of assay's objects."""
+def patch_status(
+    kind: str, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None
+) -> dict[str, Any]:
+    """Merge-patch the status subresource of one of assay's objects. With `resource_version` the patch is a
+    precondition: the apiserver answers 409 if the object changed since that version was read."""
+    body: dict[str, Any] = {"status": status}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
     result = custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status}, _request_timeout=REQUEST_TIMEOUT
+        GROUP, VERSION, namespace, PLURALS[kind], name, body, _request_timeout=REQUEST_TIMEOUT
     )
     return cast(dict[str, Any], result)
 

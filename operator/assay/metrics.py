@@ -32,4 +32,13 @@ PROJECTED_SAVINGS = Gauge(
 COST_PER_REQUEST = Gauge(
     "assay_cost_per_request_usd", "Measured cost per request in the latest run.", ["namespace", "run", "side"]
 )
+ROLLBACKS_PENDING = Gauge(
+    "assay_rollback_pending",
+    "1 while a policy's rollback is decided but the gateway does not show the last known good route yet.",
+    ["namespace", "policy"],
+)
+ROLLBACK_ATTEMPTS_FAILED = Counter(
+    "assay_rollback_attempts_failed_total", "Rollback attempts that failed (each is retried).", ["namespace", "policy"]
+)
+LEADER = Gauge("assay_leader", "1 while this operator process holds the leader Lease.")
 RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])

@@ -53,10 +53,18 @@ class Operator:
             }
         ]
 
-    async def on_matches(self, matches: list[matching.Match], received_at: float) -> None:
+    async def on_matches(self, matches: list[matching.Match], received_at: float) -> Any:
         self.matches.extend(matches)
         self.called_at.append(time.monotonic())
         self.called.set()
+        return server_answer(restored=[f"{m.namespace}/{m.name}" for m in matches])
+
+
+class server_answer:  # noqa: N801 - reads as the value it builds
+    """What the operator's side answers: every matched policy restored."""
+
+    def __init__(self, *, restored: list[str]) -> None:
+        self.restored, self.already, self.duplicate, self.failed = restored, 0, 0, []
 
 
 @pytest.fixture

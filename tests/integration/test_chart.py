@@ -188,13 +188,11 @@ def _run_as_the_chart_does(
     its secretKeyRef, ports moved to free loopback ones, and a token of the chart's ServiceAccount."""
     _, user, docs = _install_rbac(kube, helm, **render_args)
     container = chart_harness.operator_container(docs)
-    ports = {flag: controlplane.free_port() for flag in ("--metrics-port", "--webhook-port", "--liveness")}
+    ports = {flag: controlplane.free_port() for flag in ("--metrics-port", "--webhook-port", "--health-port")}
     args = []
     for arg in container["args"]:
         flag, _, value = arg.partition("=")
-        if flag == "--liveness":
-            value = value.replace("0.0.0.0:8081", f"127.0.0.1:{ports[flag]}")
-        elif flag in ports:
+        if flag in ports:
             value = str(ports[flag])
         args.append(f"{flag}={value}" if value else flag)
     token = "chart-test-webhook-token"
@@ -205,7 +203,7 @@ def _run_as_the_chart_does(
         "KUBECONFIG": str(_service_account_kubeconfig(kube, user, tmp_path / "kubeconfig")),
     }
     running = ChartOperator(
-        health_url=f"http://127.0.0.1:{ports['--liveness']}/healthz",
+        health_url=f"http://127.0.0.1:{ports['--health-port']}/leader",
         webhook_url=f"http://127.0.0.1:{ports['--webhook-port']}",
         metrics_url=f"http://127.0.0.1:{ports['--metrics-port']}/metrics",
         webhook_token=token,

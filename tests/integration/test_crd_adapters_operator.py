@@ -218,7 +218,7 @@ def test_promote_annotation_moves_the_weights_and_a_drift_alert_restores_the_sna
 
     answer = cluster.send_alert("summary")
     assert answer.status_code == 200, answer.text
-    assert [m["name"] for m in answer.json()["matched"]] == ["summary"]
+    assert [ref.split("/")[1] for ref in answer.json()["restored"]] == ["summary"]
     # Restored and recorded before the webhook answers.
     assert cluster.weights() == baseline
     rolled = cluster.status("summary")

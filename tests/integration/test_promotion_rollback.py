@@ -101,7 +101,7 @@ def test_promote_then_alert_rolls_back_through_real_litellm(stack):
     answer = _alert(stack)
     took = time.monotonic() - started
     assert answer.status_code == 200, answer.text
-    assert [m["name"] for m in answer.json()["matched"]] == ["route-a"]
+    assert answer.json()["restored"] == [f"{stack.namespace}/route-a"]
     rolled = _status(stack, "route-a")
     assert rolled["phase"] == "RolledBack", "the route is restored before the webhook answers"
     assert rolled["activeRoute"]["model"] == "gpt-4o"

@@ -5,13 +5,12 @@
 list RoutePolicies and what to do with matches (roll back), so nothing here talks to Kubernetes.
 """
 
-from assay.alerts.matching import Deduper, Match, match
+from assay.alerts.matching import Match, match
 from assay.alerts.payload import Alert, Notification, PayloadError, parse
 from assay.alerts.server import bound_port, make_app, serve
 
 __all__ = [
     "Alert",
-    "Deduper",
     "Match",
     "Notification",
     "PayloadError",

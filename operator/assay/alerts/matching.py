@@ -18,12 +18,10 @@ The rules, safest reading first:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -34,7 +32,6 @@ from assay.api import routepolicy
 logger = logging.getLogger(__name__)
 
 NAMESPACE_LABEL = "namespace"
-DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 3600.0
 
 
 class SelectorError(ValueError):
@@ -51,11 +48,6 @@ class Match:
     alert_name: str
     fingerprint: str
     starts_at: datetime.datetime
-
-    @property
-    def dedupe_key(self) -> tuple[str, str, datetime.datetime]:
-        """One firing of one alert for one policy: Alertmanager's re-sends share it, a new firing does not."""
-        return (self.uid, self.fingerprint, self.starts_at)
 
     def policy_ref(self) -> dict[str, str]:
         """The policy and alert as the webhook answers them (no annotations, no label values beyond the name)."""
@@ -110,69 +102,6 @@ def match(alerts: Iterable[payload.Alert], policies: Sequence[Mapping[str, Any]]
                     )
                 )
     return matches
-
-
-class Deduper:
-    """Remembers which (policy uid, fingerprint, startsAt) firings were acted on, so each acts once.
-
-    Alertmanager re-sends a firing alert every repeat_interval with the same startsAt; a new firing of the same
-    alert has a new startsAt and acts again. Entries live `ttl_seconds` (default 7 days, longer than any sane
-    repeat_interval) and at most `max_entries` are kept, oldest dropped first. Not thread-safe; one event loop.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = 10000,
-        ttl_seconds: float = DEFAULT_DEDUPE_TTL_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
-        if ttl_seconds <= 0:
-            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
-        self._max_entries = max_entries
-        self._ttl = ttl_seconds
-        self._clock = clock
-        # key -> expiry; insertion order is expiry order because the ttl is constant and the clock monotonic.
-        self._expiries: collections.OrderedDict[tuple[str, str, datetime.datetime], float] = collections.OrderedDict()
-
-    def __len__(self) -> int:
-        self._expire()
-        return len(self._expiries)
-
-    def claim(self, matches: Iterable[Match]) -> tuple[list[Match], list[Match]]:
-        """Split matches into (new, duplicate) and remember the new ones at once.
-
-        Remembering before acting keeps a concurrent re-delivery from acting twice; call `release` with the new
-        ones when acting failed, so Alertmanager's retry acts.
-        """
-        self._expire()
-        new: list[Match] = []
-        duplicate: list[Match] = []
-        for item in matches:
-            key = item.dedupe_key
-            if key in self._expiries:
-                duplicate.append(item)
-                continue
-            self._expiries[key] = self._clock() + self._ttl
-            new.append(item)
-        while len(self._expiries) > self._max_entries:
-            self._expiries.popitem(last=False)
-        return new, duplicate
-
-    def release(self, matches: Iterable[Match]) -> None:
-        """Forget these firings, so the next delivery of them acts again."""
-        for item in matches:
-            self._expiries.pop(item.dedupe_key, None)
-
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._expiries:
-            key, expiry = next(iter(self._expiries.items()))
-            if expiry > now:
-                break
-            del self._expiries[key]
 
 
 @dataclasses.dataclass(frozen=True)

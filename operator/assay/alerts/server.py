@@ -1,8 +1,9 @@
 """The Alertmanager webhook receiver: `POST /alerts` (bearer token) and `GET /healthz`, on aiohttp.
 
-A delivery is answered only after the rollback it asks for was attempted, so Alertmanager's own retries
-cover every failure: 401 and 400 are not retried by Alertmanager (nothing would change), 500 is.
-Logs carry alert names, policy names and counts; never annotations (free text) and never the token.
+A delivery is answered only after the rollbacks it asks for landed or failed: 200 only when every matched policy
+shows its last known good route, 503 otherwise (and before the policy index is warm), which Alertmanager retries;
+401 and 400 are not retried by Alertmanager (nothing would change). Logs carry alert names, policy names and
+counts; never annotations (free text) and never the token.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -21,13 +22,26 @@ from assay.alerts import matching, payload, transport
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Alertmanager puts every alert of a group in one delivery: 10,000 firing alerts are about 5 MB.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 ALERTS_PATH = "/alerts"
 HEALTHZ_PATH = "/healthz"
 HEADER_DEADLINE = web.AppKey("header_deadline", transport.HeaderDeadline)
 
 ListPolicies = Callable[[], Awaitable[list[dict[str, Any]]]]
-OnMatches = Callable[[list[matching.Match], float], Awaitable[None]]
+
+
+class Handled(Protocol):
+    """What acting on a delivery's matches did: policy refs restored now, counts already restored or duplicate,
+    and the policies not restored yet (the answer is then an error, so Alertmanager retries)."""
+
+    restored: list[str]
+    already: int
+    duplicate: int
+    failed: list[str]
+
+
+OnMatches = Callable[[list[matching.Match], float], Awaitable[Handled]]
 
 
 def make_app(
@@ -35,32 +49,38 @@ def make_app(
     token: str,
     list_policies: ListPolicies,
     on_matches: OnMatches,
+    ready: Callable[[], bool] = lambda: True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     limits: transport.Limits = transport.DEFAULT_LIMITS,
-    deduper: matching.Deduper | None = None,
 ) -> web.Application:
     """The webhook app.
 
     `POST /alerts` with `Authorization: Bearer <token>` and an Alertmanager v4 body answers:
-    401 (missing or wrong token), 413 (body over max_body_bytes), 400 `{"error": "<field>: ..."}` (not JSON,
-    not a v4 payload), 500 (listing policies or `on_matches` raised: Alertmanager retries, and the firings are
-    not remembered as handled), or 200 `{"matched": [...], "ignored": {"resolved", "duplicate", "unmatched"}}`.
-    `on_matches(new_matches, received_at)` is awaited before the answer, only when there are new matches;
-    `received_at` is `time.monotonic()` when the request arrived. `deduper` defaults to a fresh `Deduper()`.
+    503 while `ready()` is false (the operator is still listing its policies, or is not the leader), 401 (missing
+    or wrong token), 413 (body over max_body_bytes), 400 `{"error": "<field>: ..."}` (not JSON, not a v4 payload),
+    503 `{"error": ..., "failed": [...]}` when a matched policy's route is not restored yet (or acting raised),
+    or 200 `{"restored": [...], "ignored": {"resolved", "already", "duplicate", "unmatched"}}`.
+    `on_matches(matches, received_at)` is awaited before the answer, only when there are matches; `received_at` is
+    `time.monotonic()` when the request arrived. De-duplication is on_matches' business (one store, in status).
 
-    "duplicate" counts (policy, firing) pairs already acted on; "resolved" and "unmatched" count alerts.
-    `metrics.ALERTS` counts the same units by outcome: matched, resolved, duplicate, unmatched, unauthorized and
-    bad_request (per delivery), error (per alert or match whose handling raised).
+    `metrics.ALERTS` counts by outcome: matched, resolved, duplicate, unmatched, unauthorized, bad_request,
+    not_ready (per delivery), error (per match not restored).
     """
     # A token read from a Secret file often ends in a newline that the sender never sends.
     token = token.strip()
     if not token:
         raise ValueError("token must not be empty: the webhook would accept anyone's alerts")
     expected = f"Bearer {token}".encode()
-    dedupe = deduper if deduper is not None else matching.Deduper()
 
     async def receive(request: web.Request) -> web.Response:
         received_at = time.monotonic()
+        if not ready():
+            metrics.ALERTS.labels(outcome="not_ready").inc()
+            return web.json_response(
+                {"error": "the operator is starting (listing its policies); retry shortly"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
         presented = request.headers.get("Authorization", "")
         if not _bearer_matches(presented, expected):
             metrics.ALERTS.labels(outcome="unauthorized").inc()
@@ -93,33 +113,55 @@ def make_app(
         matches = matching.match(firing, policies)
         matched_fingerprints = {item.fingerprint for item in matches}
         unmatched = sum(1 for alert in firing if alert.fingerprint not in matched_fingerprints)
-        new, duplicate = dedupe.claim(matches)
-        if new:
-            try:
-                await on_matches(new, received_at)
-            except Exception:
-                dedupe.release(new)
-                metrics.ALERTS.labels(outcome="error").inc(len(new))
-                logger.exception(
-                    "Rolling back %s failed; Alertmanager will retry", ", ".join(_describe(item) for item in new)
-                )
-                return web.json_response({"error": "rollback failed; retry later"}, status=500)
-
-        _count(matched=len(new), resolved=resolved, duplicate=len(duplicate), unmatched=unmatched)
-        if new:
-            logger.info("Drift alerts acted on: %s", ", ".join(_describe(item) for item in new))
+        if not matches:
+            _count(resolved=resolved, unmatched=unmatched)
+            return web.json_response(
+                {
+                    "restored": [],
+                    "ignored": {"resolved": resolved, "already": 0, "duplicate": 0, "unmatched": unmatched},
+                }
+            )
+        try:
+            handled = await on_matches(matches, received_at)
+        except Exception:
+            metrics.ALERTS.labels(outcome="error").inc(len(matches))
+            logger.exception("Acting on %d matched alerts failed; Alertmanager will retry", len(matches))
+            return web.json_response({"error": "rollback failed; retry later"}, status=503)
+        _count(matched=len(handled.restored), resolved=resolved, duplicate=handled.duplicate, unmatched=unmatched)
+        if handled.failed:
+            metrics.ALERTS.labels(outcome="error").inc(len(handled.failed))
+            logger.warning(
+                "Drift alerts: rollback of %s not restored yet; answering 503 so Alertmanager retries",
+                ", ".join(handled.failed),
+            )
+            return web.json_response(
+                {
+                    "error": "the route is not restored yet; retry later",
+                    "failed": handled.failed,
+                    "restored": handled.restored,
+                },
+                status=503,
+            )
+        if handled.restored:
+            logger.info("Drift alerts restored: %s", ", ".join(handled.restored))
         logger.debug(
-            "Alert delivery from receiver %r: %d matched, %d resolved, %d duplicate, %d unmatched",
+            "Alert delivery from receiver %r: %d restored, %d already, %d duplicate, %d resolved, %d unmatched",
             notification.receiver,
-            len(new),
+            len(handled.restored),
+            handled.already,
+            handled.duplicate,
             resolved,
-            len(duplicate),
             unmatched,
         )
         return web.json_response(
             {
-                "matched": [item.policy_ref() for item in new],
-                "ignored": {"resolved": resolved, "duplicate": len(duplicate), "unmatched": unmatched},
+                "restored": handled.restored,
+                "ignored": {
+                    "resolved": resolved,
+                    "already": handled.already,
+                    "duplicate": handled.duplicate,
+                    "unmatched": unmatched,
+                },
             }
         )
 
@@ -179,7 +221,3 @@ def _count(**outcomes: int) -> None:
     for outcome, count in outcomes.items():
         if count:
             metrics.ALERTS.labels(outcome=outcome).inc(count)
-
-
-def _describe(item: matching.Match) -> str:
-    return f"{item.alert_name or '<no alertname>'} -> {item.namespace}/{item.name}"

@@ -226,7 +226,9 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
             message=ready[2],
             observed_generation=generation,
         )
-        if status.write(KIND, namespace, name, current, desired):
+        if status.write(
+            KIND, namespace, name, current, desired, resource_version=body["metadata"].get("resourceVersion")
+        ):
             logger.info("status: phase=%s reason=%s", desired.get("phase"), desired.get("reason"))
             if (ready[0] == conditions.TRUE) != was_ready and ready[0] != conditions.TRUE:
                 events.warning(body, ready[1], ready[2])

@@ -1,356 +1,307 @@
-"""Promotion and rollback of a RoutePolicy's gateway route.
+"""Promotion and rollback I/O: the pure state machine (assay.promotion.machine) decides, the one route writer
+(assay.promotion.writer) serializes, and this module does one policy's sync against its gateway.
 
-The order is always: write the intent (status.pending) -> act on the gateway -> record the result and clear
-the intent. An operator killed anywhere in between finds the intent on restart and finishes it, so the route
-converges and the baseline snapshot (status.lastKnownGood) is never lost: it is taken before the first write
-and never overwritten afterwards.
+The order is always: the intent is in status (written with a resourceVersion precondition) -> the writer of the
+route's location acts on the gateway -> reads it back -> records the result and clears the intent in one guarded
+write. An operator killed anywhere in between finds the intent on restart and finishes it; the baseline snapshot
+(status.lastKnownGood) is taken before the first write and never overwritten while a candidate serves.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
+import functools
+import logging
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from assay import GROUP, kube, metrics
+import pydantic
+
+from assay import clock, httpclient, kube, metrics
 from assay.api import routepolicy
-from assay.controllers import Logger, conditions, events, status
+from assay.controllers import events, status
 from assay.gateways import factory, interface
+from assay.promotion import machine, writer
 
 KIND = "RoutePolicy"
-ROLLBACK_ANNOTATION = f"{GROUP}/rollback"
-PROMOTE_ANNOTATION = f"{GROUP}/promote"
-REQUALIFY_ANNOTATION = f"{GROUP}/requalify"
-MAX_BACKOFF_SECONDS = 300.0
+logger = logging.getLogger("assay.route")
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+# How often a settled route is read back to notice hand edits (a stated cadence; hand edits are reported, never
+# overwritten, so this bounds only how soon Degraded says so).
+def check_interval() -> float:
+    """ASSAY_ROUTE_CHECK_INTERVAL seconds (default 30), read at call time."""
+    return float(os.environ.get("ASSAY_ROUTE_CHECK_INTERVAL", "30"))
 
 
-def _iso(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# The one retry policy for gateway operations: bounded exponential backoff with jitter. A rollback is retried with
+# it for as long as it takes; a promotion until the error is not retryable.
+RETRY = httpclient.RetryPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=60.0)
+CONFLICT_RETRIES = 5
+
+_last_checked: dict[str, float] = {}
 
 
-def _parse(value: Any) -> datetime.datetime | None:
-    if not value:
+def _rollback_latency(pending: routepolicy.PendingAction, now: datetime.datetime) -> None:
+    if pending.source == "Alert" and pending.started_at is not None:
+        metrics.ROLLBACK_LATENCY.observe(max(0.0, (now - pending.started_at).total_seconds()))
+
+
+@functools.cache
+def route_writer() -> writer.RouteWriter:
+    """The process's one route writer."""
+    return writer.RouteWriter(sync)
+
+
+def parse_spec(body: Mapping[str, Any]) -> routepolicy.RoutePolicySpec | None:
+    try:
+        return routepolicy.RoutePolicySpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError:
         return None
-    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _candidate(spec: routepolicy.RoutePolicySpec, name: str | None) -> Any:
-    return next((c for c in spec.candidates if c.name == name), None)
+def location_of(namespace: str, status_: machine.Status, spec: routepolicy.RoutePolicySpec | None) -> str | None:
+    """The writer location that holds the policy's route now: where its snapshot came from, else the spec's."""
+    source = status_.route_source or (machine.source_of(spec) if spec is not None else None)
+    if source is None:
+        return None
+    try:
+        return factory.location_key(source, namespace=namespace)
+    except pydantic.ValidationError:
+        return None
 
 
-def _set(desired: dict[str, Any], type_: str, status_: str, reason: str, message: str, generation: Any) -> None:
-    desired["conditions"] = conditions.set_condition(
-        desired.get("conditions"),
-        type=type_,
-        status=status_,
-        reason=reason,
-        message=message,
-        observed_generation=generation,
-    )
-
-
-def commands(annotations: Mapping[str, str], handled: Mapping[str, str]) -> dict[str, str]:
-    """Manual commands not yet acted on: annotation name -> value. Each distinct value acts once, so a
-    command set while the operator was down acts when it returns, and re-setting the same value does not."""
-    out = {}
-    for annotation in (ROLLBACK_ANNOTATION, PROMOTE_ANNOTATION, REQUALIFY_ANNOTATION):
-        value = annotations.get(annotation)
-        if value is not None and handled.get(annotation) != value:
-            out[annotation] = value
-    return out
-
-
-def converge(
-    spec: routepolicy.RoutePolicySpec,
-    desired: dict[str, Any],
-    *,
-    body: Mapping[str, Any],
-    logger: Logger,
-    current: dict[str, Any],
-) -> None:
-    """Snapshot the baseline route, act on commands and verdicts, finish any pending action, and notice routes
-    changed by hand. Mutates `desired` (the status to be written); may write intermediate status itself, and
-    then updates `current` (the status as the API holds it) to match."""
+def submit(body: Mapping[str, Any], *, urgent: bool = False) -> tuple[writer.PolicyRef, int] | None:
+    """Queue a sync of the policy with the writer of its location; (ref, sequence) for waiting, or None when the
+    policy names no usable location yet."""
     meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
-    gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
+    status_ = machine.Status.model_validate(body.get("status") or {})
+    location = location_of(meta["namespace"], status_, parse_spec(body))
+    if location is None:
+        return None
+    ref = writer.PolicyRef(meta["namespace"], meta["name"], meta["uid"])
+    return ref, route_writer().submit(location, ref, urgent=urgent)
 
-    if not desired.get("lastKnownGood"):
+
+def sync(ref: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+    """One sync of one policy (the writer's job): snapshot, promote a step, roll back, or check the live route.
+    Re-reads and recomputes on a resourceVersion conflict."""
+    for _ in range(CONFLICT_RETRIES):
         try:
-            live = gateway.read()
+            return _sync_once(ref, urgent)
+        except status.Conflict:
+            continue
+    return writer.Outcome(error="the policy kept changing under the writer", again_in=1.0)
+
+
+def _sync_once(ref: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+    with status.locked(ref.uid):
+        body = status.fresh(KIND, ref.namespace, ref.name, ref.uid)
+        if body is None:
+            route_writer().forget(ref.uid)
+            return writer.Outcome()
+        meta = body["metadata"]
+        record = _Recorder(ref, body)
+        before = machine.Status.model_validate(record.current)
+        spec = parse_spec(body)
+        now = clock.now()
+        supports_weights = spec is not None and spec.gateway.kind in factory.WEIGHTED_KINDS
+        operation = machine.next_operation(before, spec, now=now, supports_weights=supports_weights, urgent=urgent)
+        intent = before.pending.id if before.pending else None
+        if operation.kind == "Nothing":
+            return writer.Outcome(intent=intent)
+        if operation.kind == "Wait":
+            assert operation.due is not None
+            return writer.Outcome(intent=intent, again_in=max(0.05, (operation.due - now).total_seconds()))
+        if operation.kind == "Verify" and not urgent:
+            since = time.monotonic() - _last_checked.get(ref.uid, float("-inf"))
+            if since < check_interval():
+                return writer.Outcome(again_in=check_interval() - since)
+        after = before.model_copy(deep=True)
+        generation = meta.get("generation")
+        try:
+            notices, done = _act(operation, after, spec, body=body, record=record, now=now, generation=generation)
         except interface.GatewayError as exc:
-            _degraded(desired, exc, generation=generation, body=body, namespace=namespace, what="read")
-            return
-        state = live.to_state().to_wire()
-        desired["lastKnownGood"] = state
-        desired["activeRoute"] = state
-        events.normal(body, "BaselineSnapshotted", f"Saved the live route ({gateway.describe()}) as last known good.")
-
-    handled = dict(desired.get("handledCommands") or {})
-    pending = dict(desired.get("pending") or {})
-    todo = commands(meta.get("annotations") or {}, handled)
-    if REQUALIFY_ANNOTATION in todo:
-        handled[REQUALIFY_ANNOTATION] = todo[REQUALIFY_ANNOTATION]
-        desired["qualificationEpoch"] = int(desired.get("qualificationEpoch") or 0) + 1
-        desired["phase"] = "Qualifying"
-        desired.pop("bestCandidate", None)
-        events.normal(body, "Requalify", "Requalification requested: new QualificationRuns will be created.")
-    if ROLLBACK_ANNOTATION in todo:
-        handled[ROLLBACK_ANNOTATION] = todo[ROLLBACK_ANNOTATION]
-        pending = {"action": "RollBack", "reason": "Manual", "requestedAt": _iso(_now()), "startedAt": _iso(_now())}
-    elif PROMOTE_ANNOTATION in todo and not pending:
-        handled[PROMOTE_ANNOTATION] = todo[PROMOTE_ANNOTATION]
-        # "mini", "best", or either with "@<nonce>" so the same candidate can be promoted again later.
-        wanted = todo[PROMOTE_ANNOTATION].split("@", 1)[0]
-        target = desired.get("bestCandidate") if wanted in ("", "true", "best") else wanted
-        if _candidate(spec, target) is None:
-            events.warning(body, "PromoteRejected", f"assay.dev/promote={wanted!r}: no such candidate")
-        else:
-            pending = {"action": "Promote", "candidate": target, "reason": "Manual", "requestedAt": _iso(_now())}
-    desired["handledCommands"] = handled
-
-    if (
-        not pending
-        and spec.promotion.automatic
-        and desired.get("phase") == "Qualified"
-        and desired.get("bestCandidate")
-        and not desired.get("promotedCandidate")
-    ):
-        pending = {
-            "action": "Promote",
-            "candidate": desired["bestCandidate"],
-            "reason": "QualificationPassed",
-            "requestedAt": _iso(_now()),
-        }
-
-    if pending:
-        fresh = pending != (desired.get("pending") or {})
-        desired["pending"] = pending
-        if fresh:
-            # The intent reaches the API before the gateway is touched: a restart finishes what was started.
-            status.write(KIND, namespace, name, current, desired)
-            # The caller's final write is a diff against `current`: without the intent in it, clearing the
-            # intent after success would not reach the API, and the next reconcile would act a second time.
-            current.clear()
-            current.update(copy.deepcopy(desired))
-        perform(spec, desired, gateway=gateway, body=body, logger=logger, resuming=not fresh)
-        return
-
-    _check_drift(gateway, desired, body=body, generation=generation)
+            attempts = (after.pending.attempts if after.pending else 0) + 1
+            delay = RETRY.backoff(min(attempts, 12))
+            notices = machine.record_failure(
+                after,
+                what=operation.kind,
+                reason=exc.reason,
+                message=exc.message,
+                retryable=exc.retryable,
+                backoff=delay,
+                generation=generation,
+                now=now,
+            )
+            metrics.GATEWAY_WRITE_FAILURES.labels(namespace=ref.namespace, kind=_kind(spec, before)).inc()
+            if operation.kind == "RollBack":
+                metrics.ROLLBACK_ATTEMPTS_FAILED.labels(namespace=ref.namespace, policy=ref.name).inc()
+                metrics.ROLLBACKS_PENDING.labels(namespace=ref.namespace, policy=ref.name).set(1)
+            logger.warning("%s/%s: gateway %s failed: %s", ref.namespace, ref.name, operation.kind, exc.message)
+            record.save(after)
+            _post(body, notices)
+            return writer.Outcome(intent=intent, error=exc.message, again_in=delay)
+        record.save(after)
+        _post(body, notices)
+        if operation.kind in ("Verify", "Snapshot"):
+            _last_checked[ref.uid] = time.monotonic()
+        location = location_of(ref.namespace, after, spec)
+        if after.pending is not None:
+            return writer.Outcome(intent=intent, done=done, again_in=0.0, location=location)
+        return writer.Outcome(intent=intent, done=done, again_in=check_interval(), location=location)
 
 
-def perform(
-    spec: routepolicy.RoutePolicySpec,
-    desired: dict[str, Any],
+def _act(
+    operation: machine.Operation,
+    after: machine.Status,
+    spec: routepolicy.RoutePolicySpec | None,
     *,
-    gateway: interface.Gateway,
     body: Mapping[str, Any],
-    logger: Logger,
-    resuming: bool,
-) -> None:
-    """Carry out status.pending on the gateway; on success record the result and clear the intent."""
-    meta = body["metadata"]
-    namespace, generation = meta["namespace"], meta.get("generation")
-    pending = desired["pending"]
-    retry_at = _parse(pending.get("retryAt"))
-    if retry_at and retry_at > _now():
-        return
-    try:
-        if pending["action"] == "RollBack":
-            _roll_back(desired, gateway=gateway, body=body, generation=generation)
-        else:
-            _promote(spec, desired, gateway=gateway, body=body, generation=generation, resuming=resuming)
-    except interface.GatewayError as exc:
-        attempts = int(pending.get("attempts") or 0) + 1
-        if exc.retryable:
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 8))
-            pending.update(attempts=attempts, retryAt=_iso(_now() + datetime.timedelta(seconds=delay)))
-        else:
-            desired.pop("pending", None)
-        _degraded(desired, exc, generation=generation, body=body, namespace=namespace, what=pending["action"])
-        logger.warning("gateway %s failed (attempt %d): %s", pending["action"], attempts, exc.reason)
-
-
-def _promote(
-    spec: routepolicy.RoutePolicySpec,
-    desired: dict[str, Any],
-    *,
-    gateway: interface.Gateway,
-    body: Mapping[str, Any],
-    generation: Any,
-    resuming: bool,
-) -> None:
+    record: _Recorder,
+    now: datetime.datetime,
+    generation: int | None,
+) -> tuple[list[machine.Notice], bool]:
+    """Carry out one operation on the gateway and record it in `after`; (notices, intent finished)."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    pending = desired["pending"]
-    candidate = _candidate(spec, pending.get("candidate"))
-    if candidate is None:
-        desired.pop("pending", None)
-        return
-    steps = spec.promotion.steps if spec.promotion.strategy == "Canary" and gateway.supports_weights else [100]
-    step = int(pending.get("step") or 0)
-    if step > 0:
-        started = _parse(desired.get("stepStartedAt"))
-        if started and (_now() - started).total_seconds() < spec.promotion.soak_seconds:
-            return  # soaking at the previous step
-    percent = steps[step]
-    active = desired.get("activeRoute")
-    # A fresh promotion guards against hand edits; a resumed one may find its own earlier write live.
-    expected = (
-        None if resuming or not active else interface.RouteSnapshot.from_state(routepolicy.RouteState(**_snake(active)))
-    )
-    result = gateway.write(factory.target_for(spec, candidate=candidate, percent=percent), expected=expected)
-    desired["activeRoute"] = result.to_state(candidate=candidate.name).to_wire()
-    desired["canaryStep"] = step
-    desired["stepStartedAt"] = _iso(_now())
-    if step + 1 < len(steps):
-        pending.update(step=step + 1, attempts=0)
-        pending.pop("retryAt", None)
-        desired["phase"] = "Promoting"
-        events.normal(body, "CanaryStep", f"{candidate.name} gets {percent}% of {gateway.describe()}")
-        return
-    desired.pop("pending", None)
-    desired["promotedCandidate"] = candidate.name
-    desired["phase"] = "Promoted"
-    message = f"Route switched to {candidate.model} ({candidate.name}) on {gateway.describe()}."
-    if gateway.restarts_gateway:
-        message += " This gateway kind takes effect after LiteLLM restarts (rolled)."
-    _set(desired, "Promoted", conditions.TRUE, pending.get("reason") or "QualificationPassed", message, generation)
-    _set(desired, "RolledBack", conditions.FALSE, "Promoted", "The route serves the promoted candidate.", generation)
-    _set(desired, "Degraded", conditions.FALSE, "GatewayHealthy", "The last gateway write succeeded.", generation)
-    events.normal(body, "Promoted", message)
-    metrics.PROMOTIONS.labels(namespace=namespace, policy=name).inc()
-    metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=candidate.model).set(1)
-    metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=spec.baseline.model).set(0)
-
-
-def _roll_back(
-    desired: dict[str, Any], *, gateway: interface.Gateway, body: Mapping[str, Any], generation: Any
-) -> None:
-    pending = desired["pending"]
-    good = desired.get("lastKnownGood")
-    if not good:
-        desired.pop("pending", None)
-        return
-    restored = gateway.restore(interface.RouteSnapshot.from_state(routepolicy.RouteState(**_snake(good))))
-    desired["activeRoute"] = restored.to_state().to_wire()
-    desired.pop("pending", None)
-    desired.pop("promotedCandidate", None)
-    desired.pop("canaryStep", None)
-    desired["phase"] = "RolledBack"
-    reason = pending.get("reason") or "Manual"
-    desired["lastAlert"] = reason if reason != "Manual" else desired.get("lastAlert")
-    message = (
-        f"Restored the last known good route ({restored.model or 'baseline'}) on {gateway.describe()}; "
-        f"trigger: {reason}."
-    )
-    _set(desired, "RolledBack", conditions.TRUE, "DriftAlert" if reason != "Manual" else "Manual", message, generation)
-    _set(desired, "Promoted", conditions.FALSE, "RolledBack", message, generation)
-    _set(desired, "Degraded", conditions.FALSE, "GatewayHealthy", "The last gateway write succeeded.", generation)
-    events.warning(body, "RolledBack", message)
-    metrics.ROLLBACKS.labels(reason="alert" if reason != "Manual" else "manual").inc()
-    started = _parse(pending.get("startedAt"))
-    if started:
-        metrics.ROLLBACK_LATENCY.observe(max(0.0, (_now() - started).total_seconds()))
-    if desired.get("savings"):
-        desired.pop("savings", None)
-
-
-def _check_drift(
-    gateway: interface.Gateway, desired: dict[str, Any], *, body: Mapping[str, Any], generation: Any
-) -> None:
-    active = desired.get("activeRoute")
-    if not active or not active.get("fingerprint"):
-        return
-    try:
+    api_client = kube.api_client()
+    if operation.kind == "Snapshot":
+        assert spec is not None
+        source = machine.source_of(spec)
+        gateway = factory.for_source(source, namespace=namespace, api_client=api_client)
         live = gateway.read()
-    except interface.GatewayError as exc:
-        _degraded(desired, exc, generation=generation, body=body, namespace=body["metadata"]["namespace"], what="read")
-        return
-    if live.fingerprint != active.get("fingerprint"):
-        message = (
-            f"The route on {gateway.describe()} was changed outside assay (expected {active.get('fingerprint')}, "
-            f"found {live.fingerprint}); assay will not overwrite it. Set assay.dev/rollback to restore the last "
-            "known good route."
+        return machine.record_snapshot(after, state=live.to_state(), source=source, describe=gateway.describe()), False
+    if operation.kind == "Verify":
+        assert after.route_source is not None
+        gateway = factory.for_source(after.route_source, namespace=namespace, api_client=api_client)
+        live = gateway.read()
+        notices = machine.record_verified(
+            after, live_fingerprint=live.fingerprint, describe=gateway.describe(), generation=generation, now=now
         )
-        if not conditions.is_true(desired.get("conditions"), "Degraded"):
-            events.warning(body, "RouteChangedExternally", message)
-        _set(desired, "Degraded", conditions.TRUE, "RouteChangedExternally", message, generation)
-    elif conditions.is_true(desired.get("conditions"), "Degraded"):
-        _set(desired, "Degraded", conditions.FALSE, "GatewayHealthy", "The live route is as assay left it.", generation)
+        return notices, False
+    if operation.kind == "RollBack":
+        pending = after.pending
+        assert pending is not None and after.last_known_good is not None and after.route_source is not None
+        gateway = factory.for_source(after.route_source, namespace=namespace, api_client=api_client)
+        good = interface.RouteSnapshot.from_state(after.last_known_good)
+        restored = _read_back(gateway, gateway.restore(good))
+        _rollback_latency(pending, now)
+        notices = machine.record_rolled_back(
+            after, state=restored.to_state(), describe=gateway.describe(), generation=generation, now=now
+        )
+        reason = {"Alert": "alert", "Deletion": "deleted", "GatewayChange": "gateway_change"}.get(
+            pending.source or "", "manual"
+        )
+        metrics.ROLLBACKS.labels(reason=reason).inc()
+        metrics.ROLLBACKS_PENDING.labels(namespace=namespace, policy=name).set(0)
+        if spec is not None:
+            metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=spec.baseline.model).set(1)
+            for candidate in spec.candidates:
+                metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=candidate.model).set(0)
+        return notices, True
+    # Promote
+    pending = after.pending
+    assert pending is not None and spec is not None
+    if operation.candidate is None:
+        return machine.drop_promotion(
+            after, why=f"candidate {pending.candidate!r} is no longer in spec.candidates"
+        ), True
+    gateway = factory.for_policy(spec, namespace=namespace, api_client=api_client)
+    steps = machine.canary_steps(spec, supports_weights=gateway.supports_weights)
+    target = factory.target_for(spec, candidate=operation.candidate, percent=operation.percent)
+    active = after.active_route
+    # The first attempt of a fresh promotion guards against hand edits. It is recorded as started before the write:
+    # a retry, or a restart after a write that landed unrecorded, may find its own write live, so it does not guard.
+    expected = None
+    if pending.attempts == 0 and not pending.step and active is not None:
+        expected = interface.RouteSnapshot.from_state(active)
+        pending.attempts = 1
+        record.save(after)
+    result = _read_back(gateway, gateway.write(target, expected=expected))
+    notices = machine.record_promote_step(
+        after,
+        spec,
+        state=result.to_state(candidate=operation.candidate.name),
+        steps=steps,
+        describe=gateway.describe(),
+        restarts_gateway=gateway.restarts_gateway,
+        generation=generation,
+        now=now,
+    )
+    if after.pending is None:
+        metrics.PROMOTIONS.labels(namespace=namespace, policy=name).inc()
+        metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=operation.candidate.model).set(1)
+        metrics.ACTIVE_ROUTE.labels(namespace=namespace, policy=name, model=spec.baseline.model).set(0)
+    return notices, after.pending is None
 
 
-def _degraded(
-    desired: dict[str, Any],
-    exc: interface.GatewayError,
-    *,
-    generation: Any,
-    body: Mapping[str, Any],
-    namespace: str,
-    what: str,
-) -> None:
-    message = f"gateway {what} failed: {exc.message}" + (" (retrying with backoff)" if exc.retryable else "")
-    if not conditions.is_true(desired.get("conditions"), "Degraded"):
-        events.warning(body, "GatewayWriteFailed", message)
-    _set(desired, "Degraded", conditions.TRUE, exc.reason, message, generation)
-    metrics.GATEWAY_WRITE_FAILURES.labels(
-        namespace=namespace, kind=body.get("spec", {}).get("gateway", {}).get("kind", "")
-    ).inc()
+def _read_back(gateway: interface.Gateway, written: interface.RouteSnapshot) -> interface.RouteSnapshot:
+    """Read the route again after a write: only a read-back showing the wanted entries counts as done."""
+    live = gateway.read()
+    if live.fingerprint != written.fingerprint:
+        raise interface.WriteNotApplied(
+            f"{gateway.describe()}: the write was accepted but reading it back shows {live.fingerprint}, "
+            f"not {written.fingerprint}"
+        )
+    return live
 
 
-def _snake(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A wire-form RouteState (camelCase) as model keyword arguments."""
-    return routepolicy.RouteState.model_validate(dict(state)).model_dump()
+class _Recorder:
+    """Writes a policy's status guarded by the resourceVersion it was read at, and keeps that version current
+    across several writes of one sync."""
+
+    def __init__(self, ref: writer.PolicyRef, body: Mapping[str, Any]) -> None:
+        self._ref = ref
+        self.current: dict[str, Any] = dict(body.get("status") or {})
+        self._version: str | None = body["metadata"].get("resourceVersion")
+
+    def save(self, after: machine.Status) -> None:
+        desired = machine.wire(after)
+        version = status.write(
+            KIND, self._ref.namespace, self._ref.name, self.current, desired, resource_version=self._version
+        )
+        if version is not None:
+            self._version = version
+            self.current = desired
 
 
-def roll_back_now(body: Mapping[str, Any], *, reason: str, received_at: float, logger: Logger) -> bool:
-    """Roll one policy back immediately (the alert path): intent, restore, record. True if a write happened.
+def _post(body: Mapping[str, Any], notices: list[machine.Notice]) -> None:
+    for notice in notices:
+        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
 
-    `received_at` is time.time() when the alert arrived; the alert-to-restored latency is observed from it.
-    """
+
+def _kind(spec: routepolicy.RoutePolicySpec | None, state: machine.Status) -> str:
+    if state.route_source is not None:
+        return str(state.route_source.gateway.get("kind", ""))
+    return spec.gateway.kind if spec is not None else ""
+
+
+def restore_on_delete(body: Mapping[str, Any], *, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """A deleted policy hands its route back: if anything but the last known good route is live (a promoted or
+    canary candidate), a Deletion rollback goes through the route writer and must land before the finalizer is
+    removed. Raises a retryable GatewayError while it has not (the deletion waits rather than leave a candidate
+    serving with nobody watching it)."""
     meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    current = dict(body.get("status") or {})
-    if not current.get("lastKnownGood"):
-        logger.warning("alert %s for %s/%s: no last known good route yet; nothing to restore", reason, namespace, name)
-        return False
-    spec = routepolicy.RoutePolicySpec.model_validate(body["spec"])
-    desired = dict(current)
-    started = datetime.datetime.fromtimestamp(received_at, datetime.UTC)
-    desired["pending"] = {
-        "action": "RollBack",
-        "reason": reason,
-        "requestedAt": _iso(_now()),
-        "startedAt": _iso(started),
-    }
-    status.write(KIND, namespace, name, current, desired)
-    written = copy.deepcopy(desired)  # the status as the API now holds it, intent included
-    gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
-    perform(spec, desired, gateway=gateway, body=body, logger=logger, resuming=True)
-    status.write(KIND, namespace, name, written, desired)
-    events.warning(body, "DriftAlert", f"Alert {reason} matched spec.rollback.alertSelector; route restored.")
-    return "pending" not in desired
-
-
-def restore_on_delete(body: Mapping[str, Any], *, logger: Logger) -> None:
-    """A deleted policy hands its route back: if anything but the last known good route is live (a promoted
-    or canary candidate), restore the snapshot. Raises a retryable GatewayError while the gateway is down, so
-    the deletion waits rather than leave a candidate serving with nobody watching it."""
-    current = body.get("status") or {}
-    good, active = current.get("lastKnownGood"), current.get("activeRoute")
-    if not good or not active or (good.get("fingerprint") == active.get("fingerprint") and not current.get("pending")):
+    ref = writer.PolicyRef(meta["namespace"], meta["name"], meta["uid"])
+    with status.locked(ref.uid):
+        fresh = status.fresh(KIND, ref.namespace, ref.name, ref.uid)
+        if fresh is None:
+            return
+        state = machine.Status.model_validate(fresh.get("status") or {})
+        if state.last_known_good is None or state.route_source is None:
+            return
+        if not machine.candidate_serving(state) and not machine.rollback_pending(state):
+            return
+        if machine.request_rollback(state, source="Deletion", reason="PolicyDeleted", now=clock.now()):
+            _Recorder(ref, fresh).save(state)
+        intent = state.pending.id if state.pending else None
+    queued = submit({**fresh, "status": machine.wire(state)}, urgent=True)
+    if queued is None:
         return
-    spec = routepolicy.RoutePolicySpec.model_validate(body["spec"])
-    meta = body["metadata"]
-    gateway = factory.for_policy(spec, namespace=meta["namespace"], api_client=kube.api_client())
-    try:
-        gateway.restore(interface.RouteSnapshot.from_state(routepolicy.RouteState(**_snake(good))))
-    except interface.RouteNotFound:
-        logger.info("route of deleted policy %s/%s is gone; nothing to restore", meta["namespace"], meta["name"])
-        return
-    metrics.ROLLBACKS.labels(reason="deleted").inc()
-    logger.info("policy deleted: restored the last known good route on %s", gateway.describe())
+    outcome = route_writer().wait(ref.uid, after=queued[1], intent=intent, timeout=30.0)
+    if outcome is None or not outcome.done:
+        why = outcome.error if outcome and outcome.error else "the rollback has not landed yet"
+        raise interface.GatewayUnreachable(f"restoring the route before deletion: {why}")
+    logger.info("policy deleted: restored the last known good route of %s/%s", ref.namespace, ref.name)

@@ -1,7 +1,8 @@
 """RoutePolicy reconciliation: one idempotent function that compares desired and observed state.
 
 Stages, each safe to repeat: validate and resolve references (Ready) -> one QualificationRun per candidate
--> reflect their verdicts -> (promotion and rollback: assay.controllers.handle_route).
+-> reflect their verdicts -> route intents (assay.promotion.machine), which the route writer of the gateway
+location carries out (assay.controllers.handle_route).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any
 import pydantic
 from kubernetes import client
 
-from assay import GROUP, VERSION, kube, metrics
+from assay import GROUP, VERSION, clock, kube, metrics
 from assay.api import routepolicy
 from assay.controllers import Logger, conditions, events, handle_route, manifests, policy_runs, references, status
 from assay.gateways import factory, weighted_route
+from assay.promotion import machine
 from assay.qualification import cost
 
 KIND = "RoutePolicy"
@@ -23,7 +25,12 @@ KIND = "RoutePolicy"
 
 def _list_runs(namespace: str, policy_name: str) -> dict[str, dict[str, Any]]:
     result: dict[str, Any] = kube.custom().list_namespaced_custom_object(  # type: ignore[assignment]
-        GROUP, VERSION, namespace, "qualificationruns", label_selector=f"{manifests.LABEL_POLICY}={policy_name}"
+        GROUP,
+        VERSION,
+        namespace,
+        "qualificationruns",
+        label_selector=f"{manifests.LABEL_POLICY}={policy_name}",
+        _request_timeout=kube.REQUEST_TIMEOUT,
     )
     return {item["metadata"]["name"]: item for item in result.get("items", [])}
 
@@ -35,7 +42,9 @@ def _ensure_runs(wanted: list[dict[str, Any]], existing: Mapping[str, Any], name
         if name in existing:
             continue
         try:
-            kube.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "qualificationruns", run)
+            kube.custom().create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "qualificationruns", run, _request_timeout=kube.REQUEST_TIMEOUT
+            )
             created.append(name)
         except client.ApiException as exc:
             if exc.status != 409:
@@ -61,7 +70,11 @@ def _qualification_phase(candidates: list[dict[str, Any]]) -> tuple[str, str, st
 
 
 def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
-    """Bring one RoutePolicy's status in line with its spec and the world. Safe to call at any time."""
+    """Bring one RoutePolicy's status in line with its spec and the world. Safe to call at any time; raises
+    status.Conflict when the policy changed since `body` was read (the caller re-reads and calls again).
+
+    Route changes are only decided here (intents in status); the route writer of the gateway location carries
+    them out. Rollbacks are decided whatever Ready, spec.paused and the qualification stage say."""
     meta = body["metadata"]
     namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation")
     current: dict[str, Any] = dict(body.get("status") or {})
@@ -90,21 +103,37 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         message=ready[2],
         observed_generation=generation,
     )
-    if ready[0] != conditions.TRUE or spec is None:
+    is_ready = ready[0] == conditions.TRUE and spec is not None
+    if not is_ready:
         desired["phase"] = current.get("phase") if current.get("phase") not in (None, "Pending") else "Pending"
-    elif not spec.paused:
+    runs: dict[str, dict[str, Any]] = {}
+    if is_ready and spec is not None and not spec.paused:
         runs = _qualify(spec, desired, namespace=namespace, name=name, uid=uid, generation=generation, body=body)
-        handle_route.converge(spec, desired, body=body, logger=logger, current=current)
+
+    planned = machine.plan(
+        machine.Status.model_validate(desired),
+        spec=spec,
+        annotations=meta.get("annotations") or {},
+        ready=is_ready,
+        now=clock.now(),
+    )
+    desired = machine.wire(planned.status)
+    if is_ready and spec is not None and not spec.paused:
         _savings(desired, runs, namespace=namespace, name=name)
 
-    if status.write(KIND, namespace, name, current, desired):
+    written = status.write(KIND, namespace, name, current, desired, resource_version=meta.get("resourceVersion"))
+    for notice in planned.notices:
+        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
+    if written:
         logger.info("status: phase=%s ready=%s reason=%s", desired.get("phase"), ready[0], ready[1])
-        now_ready = ready[0] == conditions.TRUE
-        if now_ready != was_ready:
-            if now_ready:
+        if is_ready != was_ready:
+            if is_ready:
                 events.normal(body, "Ready", ready[2])
             else:
                 events.warning(body, ready[1], ready[2])
+    state = planned.status
+    if state.pending is not None or state.last_known_good is None or not handle_route.route_writer().knows(uid):
+        handle_route.submit({**body, "status": desired})
 
 
 def _route_backends(spec: routepolicy.RoutePolicySpec, namespace: str) -> list[str] | None:

@@ -54,30 +54,24 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     )
 
 
-def _fresh(kind: str, uid: str, body: kopf.Body) -> dict[str, Any] | None:
-    """The object as the API has it now, or None if it is gone (or replaced by a namesake). kopf's body can
-    lag behind our own status writes, and acting on a stale status (a missing lastKnownGood, say) must never
-    happen."""
-    try:
-        fresh = kube.get_object(kind, body["metadata"]["namespace"], body["metadata"]["name"])
-    except Exception as exc:
-        if kube.is_not_found(exc):
-            return None
-        raise
-    return fresh if fresh["metadata"].get("uid") == uid else None
-
-
 def _guarded(kind: str, uid: str, fn: Any, body: kopf.Body, logger: Logger) -> None:
-    """Reconcile one object under its lock, from a fresh read."""
-    with status.lock_for(uid):
-        fresh = _fresh(kind, uid, body)
-        if fresh is None:
-            return
-        try:
-            fn(fresh, logger=logger)
-        except Exception:
-            metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
-            raise
+    """Reconcile one object under its lock (never awaited without a timeout), from a fresh read; a status write
+    that lost a race (409) is recomputed from a new read."""
+    meta = body["metadata"]
+    for _ in range(3):
+        with status.locked(uid):
+            fresh = status.fresh(kind, meta["namespace"], meta["name"], uid)
+            if fresh is None:
+                return
+            try:
+                fn(fresh, logger=logger)
+                return
+            except status.Conflict:
+                continue
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
+                raise
+    raise kopf.TemporaryError(f"{kind} {meta['namespace']}/{meta['name']} kept changing; retrying", delay=1)
 
 
 @kopf.on.resume(GROUP, VERSION, "routepolicies")
@@ -100,17 +94,13 @@ async def routepolicy_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> 
 
 @kopf.on.delete(GROUP, VERSION, "routepolicies")
 def routepolicy_deleted(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
-    """Deleting a policy restores the last known good route; a gateway that is down delays the deletion."""
-    with status.lock_for(uid):
-        fresh = _fresh("RoutePolicy", uid, body)
-        if fresh is None:
-            return
-        try:
-            handle_route.restore_on_delete(fresh, logger=logger)
-        except interface.GatewayError as exc:
-            if exc.retryable:
-                raise kopf.TemporaryError(f"restoring the route before deletion: {exc.message}", delay=10) from exc
-            logger.error("could not restore the route of a deleted policy: %s", exc.message)
+    """Deleting a policy restores the last known good route (a Deletion rollback through the route writer); a
+    gateway that is down delays the deletion."""
+    try:
+        handle_route.restore_on_delete(body, logger=logger)
+    except interface.GatewayError as exc:
+        raise kopf.TemporaryError(exc.message, delay=5) from exc
+    handle_route.route_writer().forget(uid)
 
 
 @kopf.on.resume(GROUP, VERSION, "qualificationruns")

@@ -1,4 +1,10 @@
-"""Running the operator: kopf plus the metrics endpoint (and, when configured, the alert webhook)."""
+"""Running the operator: probes, leader election, then kopf, the metrics endpoint and (when configured) the alert
+webhook.
+
+Order at start: probes (`/healthz` live at once; `/readyz` only once leading and warm) -> wait for the leader
+Lease (when leader election is on) -> the webhook (503 until warm) -> one LIST of RoutePolicies fills the alert
+index (warm) -> kopf. Losing the Lease ends the process: it restarts as a standby.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from typing import Any
 
 import kopf
 import prometheus_client
+from aiohttp import web
+
+from assay import metrics
 
 logger = logging.getLogger("assay.operator")
 
@@ -19,16 +28,50 @@ logger = logging.getLogger("assay.operator")
 class OperatorOptions:
     namespaces: tuple[str, ...] = ()
     metrics_port: int = 8080
-    liveness_endpoint: str | None = None
+    health_port: int | None = None
     webhook_port: int | None = None
     # In a pod the servers listen on all interfaces; local runs (tests, demo) set ASSAY_BIND_HOST=127.0.0.1.
     bind_host: str = dataclasses.field(default_factory=lambda: os.environ.get("ASSAY_BIND_HOST", "0.0.0.0"))
+
+
+@dataclasses.dataclass
+class _State:
+    leading: bool = False
 
 
 def _start_metrics(port: int, host: str) -> None:
     if port > 0:
         prometheus_client.start_http_server(port, addr=host)
         logger.info("metrics on :%d/metrics", port)
+
+
+async def _start_probes(options: OperatorOptions, state: _State) -> web.AppRunner | None:
+    """`/healthz`: the event loop answers. `/readyz`: a standby, or a leader whose alert index is warm (the kubelet's
+    readiness: a standby must count as ready or a rolling update never finishes; the webhook Service reaches the
+    leader alone through its EndpointSlice). `/leader`: 200 only on the leader once warm."""
+    if not options.health_port:
+        return None
+    from assay import alerts
+    from assay.controllers import handle_alert
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "leading": state.leading})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready = not state.leading or handle_alert.INDEX.warm()
+        return web.json_response({"ready": ready, "leading": state.leading}, status=200 if ready else 503)
+
+    async def leading(request: web.Request) -> web.Response:
+        ready = state.leading and handle_alert.INDEX.warm()
+        return web.json_response({"leading": state.leading, "warm": ready}, status=200 if ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/leader", leading)
+    runner = await alerts.serve(app, host=options.bind_host, port=options.health_port)
+    logger.info("probes on :%d (/healthz, /readyz, /leader)", options.health_port)
+    return runner
 
 
 async def operate(
@@ -38,15 +81,63 @@ async def operate(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the operator until the stop flag is set (or forever). Handlers register on import."""
-    from assay.controllers import registry  # noqa: F401 - registers the handlers
+    from assay.controllers import handle_alert, handle_route, leader, registry  # noqa: F401 - registers handlers
 
+    state = _State()
     _start_metrics(options.metrics_port, options.bind_host)
+    probes = await _start_probes(options, state)
+    elector = None
+    settings = leader.LeaseSettings.from_env()
+    if settings is not None:
+        elector = leader.Elector(settings)
+        await asyncio.to_thread(elector.acquire)
+    state.leading = True
+    metrics.LEADER.set(1)
+    keeper = asyncio.create_task(_keep_leading(elector)) if elector is not None else None
     webhook = await _start_webhook(options)
+    endpoint = leader.WebhookEndpoint.from_env(port=options.webhook_port)
+    warm = asyncio.create_task(_warm_index(options, endpoint, every=settings.retry if settings else 5.0))
     try:
         await _run_kopf(options, stop_flag=stop_flag, ready_flag=ready_flag)
     finally:
-        if webhook is not None:
-            await webhook.cleanup()
+        for task in (keeper, warm):
+            if task is not None:
+                task.cancel()
+        handle_route.route_writer().stop()
+        for runner in (webhook, probes):
+            if runner is not None:
+                await runner.cleanup()
+        if elector is not None:
+            await asyncio.to_thread(leader.release, elector)
+
+
+async def _keep_leading(elector: Any) -> None:
+    await asyncio.to_thread(elector.keep)
+    metrics.LEADER.set(0)
+    logger.error("leadership lost: exiting so this pod restarts as a standby")
+    os._exit(3)  # crash-only: never act next to the new leader, not even for the length of a clean shutdown
+
+
+async def _warm_index(options: OperatorOptions, endpoint: Any, *, every: float) -> None:
+    """One LIST of the watched RoutePolicies into the alert index, retried until it succeeds; then, in a cluster,
+    keep the webhook Service's EndpointSlice pointing at this leader."""
+    from assay.controllers import handle_alert
+
+    delay = 0.5
+    while True:
+        try:
+            listed = await asyncio.to_thread(handle_alert.list_policies, options.namespaces)
+        except Exception as exc:
+            logger.warning("listing RoutePolicies for the alert index failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
+            continue
+        handle_alert.INDEX.fill(listed)
+        logger.info("alert index warm: %d RoutePolicies", len(listed))
+        break
+    while endpoint is not None:
+        await asyncio.to_thread(endpoint.publish)
+        await asyncio.sleep(every)
 
 
 async def _start_webhook(options: OperatorOptions) -> Any:
@@ -61,8 +152,8 @@ async def _start_webhook(options: OperatorOptions) -> Any:
     token = os.environ.get("ASSAY_WEBHOOK_TOKEN", "").strip()
     if not token:
         raise SystemExit("the alert webhook needs ASSAY_WEBHOOK_TOKEN (from a Secret); set it or disable the webhook")
-    list_policies, on_matches = handle_alert.callbacks(options.namespaces)
-    app = alerts.make_app(token=token, list_policies=list_policies, on_matches=on_matches)
+    list_policies, on_matches, ready = handle_alert.callbacks(options.namespaces)
+    app = alerts.make_app(token=token, list_policies=list_policies, on_matches=on_matches, ready=ready)
     tls = alerts_transport.tls_context_from_env()  # the chart mounts tls.crt/tls.key from a Secret
     runner = await alerts.serve(app, host=options.bind_host, port=options.webhook_port, ssl_context=tls)
     logger.info("alert webhook on :%d/alerts (%s)", alerts.bound_port(runner), "TLS" if tls else "plain HTTP")
@@ -75,11 +166,11 @@ async def _run_kopf(
     stop_flag: asyncio.Event | threading.Event | None,
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
+    # standalone: leadership is assay's own Lease (above), not kopf's peering.
     await kopf.operator(
         standalone=True,
         clusterwide=not options.namespaces,
         namespaces=list(options.namespaces),
-        liveness_endpoint=options.liveness_endpoint,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

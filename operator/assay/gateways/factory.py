@@ -16,23 +16,14 @@ from assay.gateways import (
     litellm_configmap,
     weighted_route,
 )
+from assay.promotion import machine
 
 WEIGHTED_KINDS = frozenset({envoy_ai_gateway.KIND, httproute.KIND})
 
 
-def route_name(spec: routepolicy.RoutePolicySpec) -> str:
-    """The route applications call: spec.gateway.route, defaulting to spec.promptType."""
-    return spec.gateway.route or spec.prompt_type
-
-
-def backend_name(model_route: evaluation.ModelRoute) -> str:
-    """The backendRef that serves a model in a weight-based route: `backend`, defaulting to the model name."""
-    return model_route.backend or model_route.model
-
-
-def owned_backends(spec: routepolicy.RoutePolicySpec) -> list[str]:
-    """The backendRefs whose weights the policy owns: the baseline's and every candidate's."""
-    return list(dict.fromkeys([backend_name(spec.baseline), *(backend_name(c) for c in spec.candidates)]))
+route_name = machine.route_name
+backend_name = machine.backend_name
+owned_backends = machine.owned_backends
 
 
 def target_for(
@@ -65,6 +56,19 @@ def target_for(
     )
 
 
+def location_key(source: routepolicy.RouteSource, *, namespace: str) -> str:
+    """The gateway location a route lives in, as the one route writer serializes them: a LiteLLM proxy (its
+    alias map is posted back whole), a ConfigMap, or a route object."""
+    gateway = routepolicy.Gateway.model_validate(source.gateway)
+    if gateway.kind == litellm_admin.KIND:
+        return f"{gateway.kind} {(gateway.url or '').rstrip('/')}"
+    if gateway.kind == litellm_configmap.KIND:
+        ref = gateway.config_map_ref
+        return f"ConfigMap {namespace}/{ref.name if ref else ''}"
+    ref_name = gateway.route_ref.name if gateway.route_ref else ""
+    return f"{gateway.kind} {namespace}/{ref_name}"
+
+
 def for_policy(
     spec: routepolicy.RoutePolicySpec,
     *,
@@ -73,7 +77,19 @@ def for_policy(
     secrets: interface.SecretReader | None = None,
 ) -> interface.Gateway:
     """The adapter for the policy's spec.gateway, in the policy's namespace. No I/O happens until it is used."""
-    gateway = spec.gateway
+    return for_source(machine.source_of(spec), namespace=namespace, api_client=api_client, secrets=secrets)
+
+
+def for_source(
+    source: routepolicy.RouteSource,
+    *,
+    namespace: str,
+    api_client: client.ApiClient,
+    secrets: interface.SecretReader | None = None,
+) -> interface.Gateway:
+    """The adapter for a recorded route source (status.routeSource, or the spec's). No I/O until it is used."""
+    gateway = routepolicy.Gateway.model_validate(source.gateway)
+    route = source.route
     if gateway.kind == litellm_configmap.KIND:
         if gateway.config_map_ref is None:
             raise interface.InvalidGatewayConfig("spec.gateway.configMapRef is required for kind LiteLLMConfigMap")
@@ -82,7 +98,7 @@ def for_policy(
             namespace=namespace,
             config_map=gateway.config_map_ref.name,
             key=gateway.config_map_ref.key,
-            route=route_name(spec),
+            route=route,
             deployment=gateway.deployment_ref.name if gateway.deployment_ref else None,
         )
     if gateway.kind == litellm_admin.KIND:
@@ -94,7 +110,7 @@ def for_policy(
         reader = secrets or kube.secret_reader(api_client)
         return litellm_admin.LiteLLMAdminGateway(
             url=gateway.url,
-            route=route_name(spec),
+            route=route,
             master_key=functools.cache(lambda: reader(namespace=namespace, name=ref.name, key=ref.key)),
             key_source=f"the key {ref.key!r} of Secret {namespace}/{ref.name} (gateway.masterKeySecretRef)",
         )
@@ -109,6 +125,6 @@ def for_policy(
             namespace=namespace,
             name=gateway.route_ref.name,
             rule_index=gateway.rule_index,
-            owned_backends=owned_backends(spec),
+            owned_backends=source.owned_backends,
         )
     raise interface.InvalidGatewayConfig(f"spec.gateway.kind {gateway.kind!r} has no adapter")

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from assay.controllers import handle_route
+from assay.promotion import machine
 from assay.report import cluster, content
 
 EXIT_OK = 0
@@ -174,9 +174,9 @@ def _command(
     namespace = args.namespace or cluster.current_namespace()
     err = stderr or sys.stderr
     annotation = {
-        "promote": handle_route.PROMOTE_ANNOTATION,
-        "rollback": handle_route.ROLLBACK_ANNOTATION,
-        "requalify": handle_route.REQUALIFY_ANNOTATION,
+        "promote": machine.PROMOTE_ANNOTATION,
+        "rollback": machine.ROLLBACK_ANNOTATION,
+        "requalify": machine.REQUALIFY_ANNOTATION,
     }[command]
     try:
         policy = cluster.get("RoutePolicy", namespace, args.policy)

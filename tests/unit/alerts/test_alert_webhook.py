@@ -1,4 +1,5 @@
-"""The webhook over real HTTP: abuse is answered and does nothing; a matching firing alert rolls back once."""
+"""The webhook over real HTTP: abuse is answered and does nothing; a matching firing alert is answered 200 only
+once its route is restored, and an error (which Alertmanager retries) until then."""
 
 from __future__ import annotations
 
@@ -19,16 +20,28 @@ TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+class Handled:
+    def __init__(self) -> None:
+        self.restored: list[str] = []
+        self.already = 0
+        self.duplicate = 0
+        self.failed: list[str] = []
+
+
 class Operator:
-    """Stands in for the operator's side: the policies it lists and the rollbacks it was asked for."""
+    """Stands in for the operator's side: the policies it lists, the rollbacks it was asked for, and (as the
+    operator keeps it in status) which firings it acted on."""
 
     def __init__(self) -> None:
         self.policies: list[dict[str, Any]] = [
             policy("support-summary", match_labels={"alertname": "JudgeDrift", "route": "support-summary"})
         ]
         self.calls: list[tuple[list[matching.Match], float]] = []
+        self.acted: set[tuple[str, str, Any]] = set()
         self.fail_rollbacks = False
+        self.raise_rollbacks = False
         self.fail_listing = False
+        self.ready = True
         self.listings = 0
 
     async def list_policies(self) -> list[dict[str, Any]]:
@@ -37,10 +50,22 @@ class Operator:
             raise RuntimeError("apiserver unavailable")
         return self.policies
 
-    async def on_matches(self, matches: list[matching.Match], received_at: float) -> None:
+    async def on_matches(self, matches: list[matching.Match], received_at: float) -> Handled:
         self.calls.append((matches, received_at))
-        if self.fail_rollbacks:
+        if self.raise_rollbacks:
             raise RuntimeError("gateway write failed")
+        handled = Handled()
+        for item in matches:
+            key = (item.uid, item.fingerprint, item.starts_at)
+            where = f"{item.namespace}/{item.name}"
+            if self.fail_rollbacks:
+                handled.failed.append(where)
+            elif key in self.acted:
+                handled.duplicate += 1
+            else:
+                self.acted.add(key)
+                handled.restored.append(where)
+        return handled
 
 
 @pytest.fixture
@@ -51,7 +76,11 @@ def operator() -> Operator:
 @pytest.fixture
 async def client(operator: Operator) -> AsyncIterator[httpx.AsyncClient]:
     app = server.make_app(
-        token=TOKEN, list_policies=operator.list_policies, on_matches=operator.on_matches, max_body_bytes=64 * 1024
+        token=TOKEN,
+        list_policies=operator.list_policies,
+        on_matches=operator.on_matches,
+        ready=lambda: operator.ready,
+        max_body_bytes=64 * 1024,
     )
     runner = await server.serve(app, host="127.0.0.1", port=0)
     try:
@@ -78,16 +107,8 @@ async def test_matching_firing_alert_calls_on_matches_once_with_the_policy(clien
 
     assert response.status_code == 200
     assert response.json() == {
-        "matched": [
-            {
-                "namespace": "team-a",
-                "name": "support-summary",
-                "uid": "uid-team-a-support-summary",
-                "alert": "JudgeDrift",
-                "fingerprint": "f00dfeedcafe0001",
-            }
-        ],
-        "ignored": {"resolved": 0, "duplicate": 0, "unmatched": 0},
+        "restored": ["team-a/support-summary"],
+        "ignored": {"resolved": 0, "already": 0, "duplicate": 0, "unmatched": 0},
     }
     assert len(operator.calls) == 1
     matches, received_at = operator.calls[0]
@@ -179,7 +200,7 @@ async def test_alert_matching_no_policy_is_200_unmatched_and_does_nothing(client
     response = await client.post("/alerts", json=notification(alert(other_route)), headers=AUTH)
 
     assert response.status_code == 200
-    assert response.json() == {"matched": [], "ignored": {"resolved": 0, "duplicate": 0, "unmatched": 1}}
+    assert response.json() == {"restored": [], "ignored": {"resolved": 0, "already": 0, "duplicate": 0, "unmatched": 1}}
     assert operator.calls == []
     assert _count("unmatched") == before + 1
 
@@ -199,7 +220,7 @@ async def test_resolved_alert_is_200_ignored_and_does_nothing(client, operator):
     response = await client.post("/alerts", json=notification(alert(DRIFT, status="resolved")), headers=AUTH)
 
     assert response.status_code == 200
-    assert response.json() == {"matched": [], "ignored": {"resolved": 1, "duplicate": 0, "unmatched": 0}}
+    assert response.json() == {"restored": [], "ignored": {"resolved": 1, "already": 0, "duplicate": 0, "unmatched": 0}}
     assert operator.calls == []
     assert operator.listings == 0
     assert _count("resolved") == before + 1
@@ -211,10 +232,9 @@ async def test_repeated_firing_is_200_duplicate_and_on_matches_is_not_called_aga
 
     second = await client.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
 
-    assert first.json()["matched"] != []
+    assert first.json()["restored"] != []
     assert second.status_code == 200
-    assert second.json() == {"matched": [], "ignored": {"resolved": 0, "duplicate": 1, "unmatched": 0}}
-    assert len(operator.calls) == 1
+    assert second.json() == {"restored": [], "ignored": {"resolved": 0, "already": 0, "duplicate": 1, "unmatched": 0}}
     assert _count("duplicate") == before + 1
 
 
@@ -225,22 +245,41 @@ async def test_new_firing_of_the_same_alert_acts_again(client, operator):
         "/alerts", json=notification(alert(DRIFT, starts_at="2025-11-30T14:00:00Z")), headers=AUTH
     )
 
-    assert len(response.json()["matched"]) == 1
+    assert len(response.json()["restored"]) == 1
     assert len(operator.calls) == 2
 
 
-async def test_failed_rollback_is_500_and_the_retry_acts(client, operator):
+async def test_rollback_not_restored_is_503_until_it_is(client, operator):
     operator.fail_rollbacks = True
 
     failed = await client.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
     operator.fail_rollbacks = False
     retried = await client.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
 
-    assert failed.status_code == 500
+    assert failed.status_code == 503
+    assert failed.json()["failed"] == ["team-a/support-summary"]
     assert "retry" in failed.json()["error"]
     assert retried.status_code == 200
-    assert len(retried.json()["matched"]) == 1
-    assert len(operator.calls) == 2
+    assert retried.json()["restored"] == ["team-a/support-summary"]
+
+
+async def test_acting_that_raises_is_503(client, operator):
+    operator.raise_rollbacks = True
+
+    response = await client.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
+
+    assert response.status_code == 503
+    assert "retry" in response.json()["error"]
+
+
+async def test_before_the_index_is_warm_every_delivery_is_503(client, operator):
+    operator.ready = False
+
+    response = await client.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert operator.calls == [] and operator.listings == 0
 
 
 async def test_policies_that_cannot_be_listed_are_500(client, operator):
@@ -261,32 +300,9 @@ async def test_mixed_delivery_is_counted_alert_by_alert(client, operator):
 
     response = await client.post("/alerts", json=body, headers=AUTH)
 
-    assert response.json()["ignored"] == {"resolved": 1, "duplicate": 0, "unmatched": 1}
-    assert [item["fingerprint"] for item in response.json()["matched"]] == ["0000000000000001"]
-
-
-async def test_concurrent_deliveries_of_one_firing_act_once(operator):
-    release = asyncio.Event()
-
-    async def slow_rollback(matches: list[matching.Match], received_at: float) -> None:
-        operator.calls.append((matches, received_at))
-        await release.wait()
-
-    app = server.make_app(token=TOKEN, list_policies=operator.list_policies, on_matches=slow_rollback)
-    runner = await server.serve(app)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.bound_port(runner)}") as http:
-            first = asyncio.create_task(http.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH))
-            while not operator.calls:
-                await asyncio.sleep(0.005)
-            second = await http.post("/alerts", json=notification(alert(DRIFT)), headers=AUTH)
-            release.set()
-            assert (await first).json()["ignored"]["duplicate"] == 0
-    finally:
-        await runner.cleanup()
-
-    assert second.json()["ignored"]["duplicate"] == 1
-    assert len(operator.calls) == 1
+    assert response.json()["ignored"] == {"resolved": 1, "already": 0, "duplicate": 0, "unmatched": 1}
+    assert response.json()["restored"] == ["team-a/support-summary"]
+    assert [m.fingerprint for m in operator.calls[0][0]] == ["0000000000000001"]
 
 
 async def test_healthz_needs_no_token(client):
@@ -311,7 +327,7 @@ async def test_logs_carry_neither_the_token_nor_annotation_text(client, operator
     )
 
     logged = caplog.text + json.dumps([record.args for record in caplog.records], default=str)
-    assert "JudgeDrift -> team-a/support-summary" in caplog.text
+    assert "team-a/support-summary" in caplog.text
     assert TOKEN not in logged
     assert secret_text not in logged
 
@@ -320,8 +336,8 @@ def test_an_empty_token_is_refused():
     async def nothing() -> list[dict[str, Any]]:
         return []
 
-    async def ignore(matches: list[matching.Match], received_at: float) -> None:
-        return None
+    async def ignore(matches: list[matching.Match], received_at: float) -> Handled:
+        return Handled()
 
     with pytest.raises(ValueError, match="token must not be empty"):
         server.make_app(token=" \n", list_policies=nothing, on_matches=ignore)

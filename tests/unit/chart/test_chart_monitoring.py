@@ -43,7 +43,7 @@ def test_monitoring_objects_render_only_where_the_prometheus_operator_api_exists
     monitor = one(with_api, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
-    service = one(with_api, "Service")
+    service = next(s for s in of_kind(with_api, "Service") if s["metadata"]["name"] == "assay")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert one(with_api, "PrometheusRule")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 

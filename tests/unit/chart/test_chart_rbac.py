@@ -46,11 +46,43 @@ def test_no_rule_uses_a_wildcard(rendered, values):
     for rule in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert not any("*" in item for item in rule[field]), f"wildcard in {field}: {rule}"
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        assert "nonResourceURLs" not in rule
+        # Names only narrow: the leader Lease and the webhook's EndpointSlice (the leader Role).
+        assert "resourceNames" not in rule or rule["resources"] in (["leases"], ["endpointslices"])
+
+
+def _leader_role(docs):
+    return next(role for role in of_kind(docs, "Role") if role["metadata"]["name"].endswith("-leader"))
+
+
+def _watch_roles(docs):
+    return [role for role in of_kind(docs, "Role") if not role["metadata"]["name"].endswith("-leader")]
+
+
+def test_leader_role_holds_its_lease_and_the_webhook_endpoint_by_name_in_the_release_namespace(default):
+    role = _leader_role(default)
+    assert role["metadata"]["namespace"] == "assay-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["assay"],
+            "verbs": ["get", "update", "patch"],
+        },
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "resourceNames": ["assay-webhook"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = next(b for b in of_kind(default, "RoleBinding") if b["metadata"]["name"] == "assay-leader")
+    assert binding["roleRef"]["name"] == "assay-leader"
 
 
 def test_cluster_mode_grants_exactly_what_the_operator_needs_cluster_wide(default):
-    assert of_kind(default, "Role") == []
+    assert _watch_roles(default) == []
     cluster_role = one(default, "ClusterRole")
     assert grants(cluster_role["rules"]) == REQUIRED_GRANTS | CRD_SCAN
     binding = one(default, "ClusterRoleBinding")
@@ -63,7 +95,7 @@ def test_cluster_mode_grants_exactly_what_the_operator_needs_cluster_wide(defaul
 
 def test_namespaced_mode_has_a_role_in_each_namespace_and_only_kopfs_scans_cluster_wide(rendered):
     docs = rendered["namespaced-values"]
-    roles = {role["metadata"]["namespace"]: role for role in of_kind(docs, "Role")}
+    roles = {role["metadata"]["namespace"]: role for role in _watch_roles(docs)}
     assert set(roles) == {"team-a", "team-b"}
     for namespace, role in roles.items():
         assert grants(role["rules"]) == REQUIRED_GRANTS

@@ -69,10 +69,17 @@ def test_operator_pod_runs_under_the_restricted_pod_security_standard(default):
     assert "hostPath" not in str(volumes)
 
 
-def test_operator_is_one_replica_replaced_never_overlapping(default):
+def test_operator_runs_a_leader_and_a_standby_that_roll_without_a_gap(helm, default):
     spec = one(default, "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    env = env_of(operator_container(default))
+    assert env["ASSAY_LEADER_ELECTION"] == "true"
+    assert (env["ASSAY_LEASE_NAMESPACE"], env["ASSAY_LEASE_NAME"]) == ("assay-system", "assay")
+    assert env["ASSAY_WEBHOOK_ENDPOINTSLICE"] == "assay-webhook"
+    single = one(render(helm, set_values=["leaderElection.enabled=false", "replicaCount=1"]), "Deployment")["spec"]
+    assert single["strategy"] == {"type": "Recreate"}
+    assert "ASSAY_LEADER_ELECTION" not in env_of(next(c for c in single["template"]["spec"]["containers"]))
 
 
 def _probe(container: dict, probe: str) -> tuple[str, int]:
@@ -81,14 +88,12 @@ def _probe(container: dict, probe: str) -> tuple[str, int]:
     return check["path"], ports[check["port"]]
 
 
-def test_operator_is_live_while_kopf_is_and_ready_when_its_webhook_answers(helm, default):
+def test_operator_is_live_while_its_loop_answers_and_ready_once_its_alert_index_is_warm(helm, default):
     container = operator_container(default)
     assert container["args"][0] == "operator"
-    assert "--liveness=http://0.0.0.0:8081/healthz" in container["args"]
+    assert "--health-port=8081" in container["args"]
     assert _probe(container, "livenessProbe") == ("/healthz", 8081)
-    assert _probe(container, "readinessProbe") == ("/healthz", 8443)
-    without_webhook = operator_container(render(helm, set_values=["webhook.enabled=false"]))
-    assert _probe(without_webhook, "readinessProbe") == ("/healthz", 8081)
+    assert _probe(container, "readinessProbe") == ("/readyz", 8081)
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
 
@@ -128,19 +133,30 @@ def test_disabling_the_webhook_removes_its_port_token_and_secret(helm):
     assert [p["name"] for p in one(docs, "Service")["spec"]["ports"]] == ["http-metrics"]
 
 
-def test_service_exposes_metrics_and_the_alert_webhook(default):
-    service = one(default, "Service")
+def _service(docs, name):
+    return next(s for s in of_kind(docs, "Service") if s["metadata"]["name"] == name)
+
+
+def test_metrics_reach_every_replica_and_the_webhook_only_the_leader(default):
+    service = _service(default, "assay")
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
-    assert ports == {"http-metrics": (8080, "http-metrics"), "http-webhook": (8443, "http-webhook")}
+    assert ports == {"http-metrics": (8080, "http-metrics")}
     pod_labels = one(default, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
+    webhook = _service(default, "assay-webhook")
+    assert "selector" not in webhook["spec"], "its endpoints are the leader's, written by the leader"
+    assert [(p["name"], p["port"]) for p in webhook["spec"]["ports"]] == [("http-webhook", 8443)]
+    endpoint_slice = one(default, "EndpointSlice")
+    assert endpoint_slice["metadata"]["name"] == "assay-webhook"
+    assert endpoint_slice["metadata"]["labels"]["kubernetes.io/service-name"] == "assay-webhook"
+    assert endpoint_slice["endpoints"] == []
 
 
 def test_webhook_node_port_is_set_for_kind(helm):
     docs = render(helm, set_values=["service.type=NodePort", "service.webhookNodePort=30843"])
-    ports = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
+    ports = {p["name"]: p for p in _service(docs, "assay-webhook")["spec"]["ports"]}
     assert ports["http-webhook"]["nodePort"] == 30843
-    assert "nodePort" not in ports["http-metrics"]
+    assert "nodePort" not in {p["name"]: p for p in _service(docs, "assay")["spec"]["ports"]}["http-metrics"]
 
 
 def test_namespaced_mode_starts_the_operator_with_its_namespaces(rendered, default):
@@ -152,7 +168,7 @@ def test_namespaced_mode_starts_the_operator_with_its_namespaces(rendered, defau
     ("assignment", "complaint"),
     [
         ("replicaCount=two", "/replicaCount"),
-        ("replicaCount=2", "/replicaCount"),
+        ("replicaCount=6", "/replicaCount"),
         ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("webhook.port=70000", "/webhook/port"),

@@ -17,8 +17,16 @@ def test_index_follows_added_modified_and_deleted_events():
     assert "status" not in index.items()[0], "only what matching needs is kept"
 
 
-def test_alerts_list_from_the_api_until_the_index_has_had_time_to_fill(monkeypatch):
+def test_index_is_warm_only_after_the_first_listing_and_keeps_newer_watch_copies():
     index = handle_alert.PolicyIndex()
+    index.observe("MODIFIED", _policy("u1", "a", promptType="newer"))
+    index.observe("DELETED", _policy("u3", "c"))
     assert not index.warm()
-    monkeypatch.setattr(handle_alert, "WARM_UP_SECONDS", 0.0)
+
+    index.fill([_policy("u1", "a", promptType="older"), _policy("u2", "b"), _policy("u3", "c")])
+
     assert index.warm()
+    assert sorted((p["metadata"]["name"], p["spec"].get("promptType")) for p in index.items()) == [
+        ("a", "newer"),
+        ("b", None),
+    ]

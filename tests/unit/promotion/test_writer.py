@@ -1,0 +1,97 @@
+"""The route writer: one serialized worker per location, coalescing floods, waiters told the outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from assay.promotion import writer
+
+
+def ref(name: str) -> writer.PolicyRef:
+    return writer.PolicyRef("ns", name, f"uid-{name}")
+
+
+def test_policies_on_one_location_never_run_at_once_and_locations_run_side_by_side():
+    running: dict[str, int] = {}
+    overlaps: list[str] = []
+    lock = threading.Lock()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        location = policy.name.split("-")[0]
+        with lock:
+            running[location] = running.get(location, 0) + 1
+            if running[location] > 1:
+                overlaps.append(location)
+        time.sleep(0.01)
+        with lock:
+            running[location] -= 1
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job)
+    for i in range(10):
+        for location in ("proxy", "httproute"):
+            routes.submit(location, ref(f"{location}-{i}"))
+    for i in range(10):
+        for location in ("proxy", "httproute"):
+            assert routes.wait(f"uid-{location}-{i}", after=0, intent=None, timeout=5) is not None
+    assert overlaps == []
+
+
+def test_a_flood_for_one_policy_makes_one_sync():
+    calls: list[str] = []
+    gate = threading.Event()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        gate.wait(5)
+        calls.append(policy.name)
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job)
+    routes.submit("proxy", ref("busy"))  # the worker takes this one and blocks on the gate
+    time.sleep(0.05)
+    for _ in range(10_000):
+        routes.submit("proxy", ref("flooded"))
+    gate.set()
+    assert routes.wait("uid-flooded", after=0, intent=None, timeout=5) is not None
+    time.sleep(0.05)
+    assert calls.count("flooded") == 1
+
+
+def test_waiter_gets_the_outcome_of_its_intent_and_a_failure_reschedules():
+    attempts: list[bool] = []
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        attempts.append(urgent)
+        if len(attempts) == 1:
+            return writer.Outcome(intent="i1", error="gateway down", again_in=0.05)
+        return writer.Outcome(intent="i1", done=True)
+
+    routes = writer.RouteWriter(job)
+    seq = routes.submit("proxy", ref("p"), urgent=True)
+    first = routes.wait("uid-p", after=seq, intent="i1", timeout=5)
+    assert first is not None and first.error == "gateway down" and not first.done
+    second = routes.wait("uid-p", after=seq + 1, intent="i1", timeout=5)
+    assert second is not None and second.done
+    assert attempts == [True, False]
+
+
+def test_wait_times_out_with_none():
+    routes = writer.RouteWriter(lambda policy, urgent: writer.Outcome())
+    assert routes.wait("uid-never", after=0, intent=None, timeout=0.05) is None
+
+
+def test_a_job_that_raises_does_not_kill_the_worker():
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        if policy.name == "bad":
+            raise RuntimeError("boom")
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job)
+    routes.submit("proxy", ref("bad"))
+    routes.submit("proxy", ref("good"))
+    bad = routes.wait("uid-bad", after=0, intent=None, timeout=5)
+    assert bad is not None and bad.error == "RuntimeError: boom"
+    good = routes.wait("uid-good", after=0, intent=None, timeout=5)
+    assert good is not None and good.done
+    routes.stop()
