@@ -77,7 +77,7 @@ def test_without_ci_a_marked_module_skips_each_test_and_the_closing_line_counts_
 
 # Skips that are not about a missing part: an `assay operator` process cannot share the control plane with
 # the in-process operator of tests/conftest.py (a guard; that fixture is stopped after each module using it).
-NOT_A_PART = {"integration/test_crd_adapters_operator.py"}
+NOT_A_PART = {"integration/test_crd_adapters_operator.py", "integration/test_webhook_limits.py"}
 
 
 def test_tests_skip_for_a_missing_part_only_through_realparts():
