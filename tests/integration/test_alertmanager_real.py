@@ -60,7 +60,7 @@ class Operator:
         return server_answer(restored=[f"{m.namespace}/{m.name}" for m in matches])
 
 
-class server_answer:  # noqa: N801 - reads as the value it builds
+class server_answer:  # lower case: it reads as the value it builds
     """What the operator's side answers: every matched policy restored."""
 
     def __init__(self, *, restored: list[str]) -> None:
