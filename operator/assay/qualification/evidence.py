@@ -35,7 +35,9 @@ SCORES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 # Points for the candidate in one presentation order.
 POINTS: Mapping[str, float] = {"candidate": 1.0, "tie": 0.5, "baseline": 0.0, "invalid": 0.0}
 
-_KNOWN_FIELDS = frozenset({"seq", "id", "control", "agreement", "judge", "chars", "format_ok", "judge_calls"})
+_KNOWN_FIELDS = frozenset(
+    {"seq", "id", "control", "agreement", "judge", "chars", "format_ok", "judge_calls", "fingerprint"}
+)
 
 
 class EvidenceError(ValueError):
@@ -79,6 +81,14 @@ class FormatChecks:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Fingerprints:
+    """64-bit similarity fingerprints of each answer (16 hex digits, `assay.qualification.fingerprint`)."""
+
+    baseline: str | None = None
+    candidate: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class EvidenceRecord:
     """One evaluated pair. `extra` holds every field this module does not interpret, unchanged."""
 
@@ -90,6 +100,7 @@ class EvidenceRecord:
     chars: Chars | None = None
     format_ok: FormatChecks | None = None
     judge_calls: int | None = None
+    fingerprint: Fingerprints | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +113,8 @@ class EvidenceRecord:
             out["format_ok"] = dataclasses.asdict(self.format_ok)
         if self.judge_calls is not None:
             out["judge_calls"] = self.judge_calls
+        if self.fingerprint is not None:
+            out["fingerprint"] = dataclasses.asdict(self.fingerprint)
         out.update(self.extra)
         return out
 
@@ -188,6 +201,7 @@ def from_dict(obj: object, *, line_no: int | None = None, source: str = "<eviden
             source, line_no, f'field "judge_calls" must be a non-negative integer, got {json.dumps(judge_calls)}'
         )
 
+    prints = _fingerprints(obj.get("fingerprint"), source=source, line_no=line_no)
     record = EvidenceRecord(
         seq=seq,
         id=record_id,
@@ -197,6 +211,7 @@ def from_dict(obj: object, *, line_no: int | None = None, source: str = "<eviden
         chars=None if chars is None else Chars(*chars),
         format_ok=None if formats is None else FormatChecks(*formats),
         judge_calls=judge_calls,
+        fingerprint=prints,
         extra={k: v for k, v in obj.items() if k not in _KNOWN_FIELDS},
     )
     if "score" in obj:
@@ -208,6 +223,26 @@ def from_dict(obj: object, *, line_no: int | None = None, source: str = "<eviden
         if claimed != actual:
             raise _fail(source, line_no, f'field "score" is {claimed} but the verdicts give {actual}')
     return record
+
+
+def _fingerprints(value: object, *, source: str, line_no: int | None) -> Fingerprints | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(source, line_no, 'field "fingerprint" must be an object with "baseline" and "candidate"')
+    sides = []
+    for side in ("baseline", "candidate"):
+        item = value.get(side)
+        if item is not None and not (isinstance(item, str) and len(item) == 16 and _is_hex(item)):
+            raise _fail(
+                source, line_no, f'field "fingerprint.{side}" must be 16 hex digits or null, got {json.dumps(item)}'
+            )
+        sides.append(item)
+    return Fingerprints(*sides)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _parse_judge(value: object, *, agreed: bool, source: str, line_no: int | None) -> JudgeVerdicts | None:

@@ -11,6 +11,11 @@ Pure Python and seeded, so the same arguments give the same records. The model, 
   meant;
 - lengths: the baseline's is log-normal around `baseline_chars`, the candidate's is the baseline's times a
   log-normal ratio around `length_ratio` (spread `length_spread`), so some pairs have the candidate shorter.
+- fingerprints (with `fingerprints`, or whenever `prompt_independent` > 0): every answer gets a random 64-bit
+  fingerprint, except that with probability
+  `prompt_independent` the candidate gives one constant answer whatever the prompt (AlpacaEval's "null
+  model" attack), which fools the judge: it then names the candidate in both orders with probability
+  `exploit_win`, else the baseline (a separate random stream, so the other draws do not move).
 A position-biased judge keeps the two orders symmetric but pulls s towards 0.5 (it turns real wins and
 losses into splits); that is why swap consistency is a guardrail. Controls model the judge's sensitivity
 directly: a control is caught (baseline named in both orders) with probability `control_catch`, else tied.
@@ -43,6 +48,9 @@ class Scenario:
     control_catch: float = 1.0
     format_pass_baseline: float | None = None
     format_pass_candidate: float | None = None
+    prompt_independent: float = 0.0
+    exploit_win: float = 0.8
+    fingerprints: bool = False
 
     def __post_init__(self) -> None:
         if not self.tie_rate / 2 <= self.mu <= 1 - self.tie_rate / 2:
@@ -66,10 +74,14 @@ def simulate_scores(n: int, *, mu: float, tie_rate: float = 0.3, seed: int = 0) 
 def simulate_evidence(n: int, scenario: Scenario, *, seed: int = 0) -> list[evidence.EvidenceRecord]:
     """n evidence records (controls included) drawn from the scenario, with seq 0..n-1."""
     rng = random.Random(seed)
-    return [_record(i, scenario, rng) for i in range(n)]
+    prints = random.Random(f"fingerprints-{seed}")
+    return [_record(i, scenario, rng, prints) for i in range(n)]
 
 
-def _record(seq: int, sc: Scenario, rng: random.Random) -> evidence.EvidenceRecord:
+CONSTANT_ANSWER = f"{0x5EED_0F_A11_C0DE:016x}"
+
+
+def _record(seq: int, sc: Scenario, rng: random.Random, prints: random.Random) -> evidence.EvidenceRecord:
     record_id = f"sim-{seq:05d}"
     if rng.random() < sc.control_rate:
         winner: judge.Winner = "baseline" if rng.random() < sc.control_catch else "tie"
@@ -83,9 +95,21 @@ def _record(seq: int, sc: Scenario, rng: random.Random) -> evidence.EvidenceReco
         formats = evidence.FormatChecks(
             baseline=rng.random() < sc.format_pass_baseline, candidate=rng.random() < sc.format_pass_candidate
         )
-    if rng.random() < sc.agreement_rate:
+    baseline_print = f"{prints.getrandbits(64):016x}"
+    exploit = sc.prompt_independent > 0 and prints.random() < sc.prompt_independent
+    candidate_print = CONSTANT_ANSWER if exploit else f"{prints.getrandbits(64):016x}"
+    if rng.random() < sc.agreement_rate and not exploit:
         same = evidence.Chars(baseline=baseline_chars, candidate=baseline_chars)
-        return evidence.EvidenceRecord(seq=seq, id=record_id, agreement="exact", chars=same, format_ok=formats)
+        agreed_prints = (
+            evidence.Fingerprints(baseline=baseline_print, candidate=baseline_print)
+            if sc.fingerprints or sc.prompt_independent > 0
+            else None
+        )
+        return evidence.EvidenceRecord(
+            seq=seq, id=record_id, agreement="exact", chars=same, format_ok=formats, fingerprint=agreed_prints
+        )
+    fingerprinted = sc.fingerprints or sc.prompt_independent > 0
+    fingerprints = evidence.Fingerprints(baseline=baseline_print, candidate=candidate_print) if fingerprinted else None
     u = rng.random()
     win = sc.mu - sc.tie_rate / 2
     truth: judge.Winner = "candidate" if u < win else "tie" if u < win + sc.tie_rate else "baseline"
@@ -93,11 +117,15 @@ def _record(seq: int, sc: Scenario, rng: random.Random) -> evidence.EvidenceReco
     longer: judge.Winner = "candidate" if difference > 0 else "baseline"
     pull = sc.length_bias * math.tanh(abs(difference) / sc.length_scale) if difference else 0.0
     meant = longer if pull and rng.random() < pull else truth
+    if exploit:
+        meant = "candidate" if prints.random() < sc.exploit_win else "baseline"
     verdicts = evidence.JudgeVerdicts(
         candidate_first=_order_verdict(meant, "candidate", sc, rng),
         baseline_first=_order_verdict(meant, "baseline", sc, rng),
     )
-    return evidence.EvidenceRecord(seq=seq, id=record_id, judge=verdicts, chars=chars, format_ok=formats)
+    return evidence.EvidenceRecord(
+        seq=seq, id=record_id, judge=verdicts, chars=chars, format_ok=formats, fingerprint=fingerprints
+    )
 
 
 def _order_verdict(meant: judge.Winner, first: judge.Winner, sc: Scenario, rng: random.Random) -> judge.Winner:

@@ -1,12 +1,12 @@
-"""A numpy twin of the decision's statistical core, so that studies of thousands of runs take a second.
+"""A numpy twin of the decision's statistical core, so that studies of thousands of runs take seconds.
 
 The pure-Python `Qualification` is the product; this twin replays the same rules on arrays of many runs at
-once: the mixture betting wealth of `sequential` (same bets, same thresholds), the pass / fail / futility
-order of `decision`, min_samples and max_samples, the swap-consistency guardrail, and the scheduled looks of
-the length guardrail. test_twin_matches_the_decision checks it against the real thing run by run; the
-length-controlled bound uses the sandwich standard error, which the runtime's one-step bootstrap estimates
-(checked to agree there too). Controls are left out (min_controls=0): the control guardrail is tested on the
-real code.
+once: the position-corrected score, the dispersion-scaled mixture betting wealth of `sequential` (same
+bets, same scales, same thresholds), the pass / BelowMargin / futility order of `decision`, min_samples and
+max_samples, the swap-consistency guardrail's two sequential tests, the judge waiver, the repeat guardrail
+and the scheduled looks of the always-on length guardrail (the same GLM: difficulty term, ridge, sandwich
+bound). test_twin_matches_the_decision checks it against the real thing run by run. Controls are left out
+(min_controls=0): the control guardrail is tested on the real code.
 """
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ import statistics
 
 import numpy as np
 
-from assay.qualification import decision
+from assay.qualification import decision, sequential
 
 PASSED, FAILED, INCONCLUSIVE = 1, -1, 0
-NEVER = np.iinfo(np.int64).max
+NEVER = np.iinfo(np.int64).max // 4
 
 
 @dataclasses.dataclass(frozen=True)
 class Pairs:
-    """R runs of N non-control pairs: scores, whether both orders agreed, and answer lengths (None: not
-    measured, so the length guardrail does not apply)."""
+    """R runs of N non-control pairs: tested scores, whether both orders agreed, whether the answers agreed
+    (judge-free), answer lengths (None: not measured) and whether the candidate repeated itself."""
 
     scores: np.ndarray
     consistent: np.ndarray
     chars_baseline: np.ndarray | None = None
     chars_candidate: np.ndarray | None = None
+    agreed: np.ndarray | None = None
+    repeated: np.ndarray | None = None
 
 
 def simulate_pairs(
@@ -44,77 +46,119 @@ def simulate_pairs(
     length_ratio: float = 1.0,
     length_spread: float = 0.35,
     length_scale: float = 500.0,
+    agreement_rate: float = 0.0,
+    prompt_independent: float = 0.0,
+    exploit_win: float = 0.8,
+    fingerprints: bool = False,
+    lengths: bool | None = None,
+    margin: float = 0.05,
     seed: int = 0,
 ) -> Pairs:
     """The record-level model of `assay.qualification.simulate`, drawn with numpy (verdicts per order).
 
-    Lengths are drawn only when the model involves them (a length ratio or a length bias); otherwise they
-    are left unmeasured, which keeps score-only studies fast.
+    Lengths are drawn when `lengths` is true, or by default when the model involves them (a length ratio or
+    a length bias); otherwise they are left unmeasured. Scores are the tested (position-corrected) ones.
     """
     rng = np.random.default_rng(seed)
     u = rng.random((runs, n))
     win = mu - tie_rate / 2
     meant = np.where(u < win, 1.0, np.where(u < win + tie_rate, 0.5, 0.0))  # candidate's points
     base = cand = None
-    if length_bias or length_ratio != 1.0:
+    if lengths or (lengths is None and (length_bias or length_ratio != 1.0)):
         base = np.maximum(1, np.round(800.0 * np.exp(rng.normal(0.0, 0.4, (runs, n)))))
         cand = np.maximum(1, np.round(base * length_ratio * np.exp(rng.normal(0.0, length_spread, (runs, n)))))
         diff = cand - base
         pull = length_bias * np.tanh(np.abs(diff) / length_scale)
         meant = np.where(rng.random((runs, n)) < pull, np.where(diff > 0, 1.0, 0.0), meant)
-    if not position_bias:
-        return Pairs(meant, np.ones((runs, n), dtype=bool), base, cand)
+    exploit = rng.random((runs, n)) < prompt_independent
+    meant = np.where(exploit, np.where(rng.random((runs, n)) < exploit_win, 1.0, 0.0), meant)
+    agreed = (rng.random((runs, n)) < agreement_rate) & ~exploit
+    meant = np.where(agreed, 0.5, meant)
     first = np.where(rng.random((runs, n)) < position_bias, 1.0, meant)  # candidate shown first
     second = np.where(rng.random((runs, n)) < position_bias, 0.0, meant)  # baseline shown first
-    return Pairs((first + second) / 2, first == second, base, cand)
+    first, second = np.where(agreed, 0.5, first), np.where(agreed, 0.5, second)
+    raw = (first + second) / 2
+    # Position advantage: +1 per order the answer shown first won, -1 per order it lost, halved.
+    advantage = (np.sign(first - 0.5) + np.sign(0.5 - second)) / 2
+    scores = np.clip(raw - margin * advantage, 0.0, 1.0)
+    repeated = None
+    if prompt_independent or fingerprints:
+        repeated = exploit & (np.cumsum(exploit, axis=1) > 1)
+    return Pairs(scores, (first == second) | agreed, base, cand, agreed, repeated)
 
 
-def crossing_times(
-    scores: np.ndarray, *, m: float, level: float, bets: tuple[float, ...], direction: int
+def scale_levels(scores: np.ndarray) -> np.ndarray:
+    """The bet scale level before each score (from the dispersion of the earlier scores), as `sequential`."""
+    runs, n = scores.shape
+    before = np.concatenate([np.zeros((runs, 1)), np.cumsum((scores - 0.5) ** 2, axis=1)[:, :-1]], axis=1)
+    ref, prior = sequential.REFERENCE_DISPERSION, sequential.PRIOR_SCORES
+    estimate = (ref * prior + before) / (prior + np.arange(n))
+    low, high = sequential.SCALE_LEVELS
+    return np.clip(np.round(np.log2(ref / np.maximum(estimate, 1e-12)) / sequential.SCALE_STEP), low, high)
+
+
+def first_crossing(
+    y: np.ndarray,
+    levels: np.ndarray,
+    *,
+    m: float | np.ndarray,
+    level: float,
+    bets: tuple[float, ...],
+    weights: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """Per run, the first n at which the mixture wealth betting on scores above (+1) or below (-1) m reaches
-    1/level; NEVER when it does not."""
-    wealth = np.zeros(scores.shape)
-    for bet in bets:
-        wealth += np.exp(np.cumsum(np.log1p(bet * direction * (scores - m)), axis=1))
-    hit = wealth / len(bets) >= 1.0 / level
+    """Per run, the first n at which the mixture wealth betting on y above m reaches 1/level; NEVER if not."""
+    scale = 2.0 ** (levels * sequential.SCALE_STEP)
+    shares = np.ones(len(bets)) if weights is None else np.asarray(weights, dtype=float)
+    shares = shares / shares.sum()
+    wealth = np.zeros(y.shape)
+    for bet, share in zip(bets, shares, strict=True):
+        c = np.minimum(sequential.MAX_FRACTION, bet * scale)
+        wealth += share * np.exp(np.minimum(np.cumsum(np.log(1.0 - c + c * y / m), axis=1), 700.0))
+    hit = wealth >= 1.0 / level
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, NEVER)
 
 
-def length_lower_bounds(pairs: Pairs, upto: np.ndarray, *, level: float) -> np.ndarray:
-    """Per run, the length-controlled lower bound over its first upto[r] pairs (sandwich SE, logit scale)."""
+def rate_crossing(hits: np.ndarray, counted: np.ndarray, *, m: float, level: float) -> np.ndarray:
+    """Per run, the first pair index (1-based) at which RateBounds' lower bound of the rate of `hits` (over
+    the pairs where `counted`) reaches m; NEVER if not."""
+    y = np.where(counted, hits.astype(float), m)  # a pair not counted leaves the wealth unchanged
+    ones = np.zeros(y.shape)
+    return first_crossing(y, ones, m=m, level=level, bets=sequential.RateBounds.BETS)
+
+
+def length_lower_bounds(pairs: Pairs, upto: int, *, level: float, ridge: float) -> np.ndarray:
+    """Per run, the length-controlled lower bound over its first `upto` pairs, as `length_control` has it."""
     assert pairs.chars_baseline is not None and pairs.chars_candidate is not None
-    n = int(upto.max())
-    runs = len(upto)
-    mask = np.arange(n)[None, :] < upto[:, None]
-    count = mask.sum(axis=1)
-    diff = np.where(mask, pairs.chars_candidate[:, :n] - pairs.chars_baseline[:, :n], 0.0)
-    mean_diff = diff.sum(axis=1) / count
-    spread = np.sqrt(np.where(mask, (diff - mean_diff[:, None]) ** 2, 0.0).sum(axis=1) / count)
-    x = np.where(mask, np.tanh(diff / np.where(spread > 0, spread, 1.0)[:, None]), 0.0)
-    s = pairs.scores[:, :n]
-    mean = np.where(mask, s, 0.0).sum(axis=1) / count
-    a = np.log(mean / (1 - mean))
-    b = np.zeros(runs)
-    for _ in range(10):  # Newton from the mean: converged well before ten steps
-        p = 1 / (1 + np.exp(-(a[:, None] + b[:, None] * x)))
-        w = np.where(mask, p * (1 - p), 0.0)
-        r = np.where(mask, s - p, 0.0)
-        sw, swx, swxx = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
-        g0, g1 = r.sum(1), (r * x).sum(1)
-        det = sw * swxx - swx**2
-        a = a + (swxx * g0 - swx * g1) / det
-        b = b + (sw * g1 - swx * g0) / det
-    p = 1 / (1 + np.exp(-(a[:, None] + b[:, None] * x)))
-    w = np.where(mask, p * (1 - p), 0.0)
-    r = np.where(mask, s - p, 0.0)
-    sw, swx, swxx = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
-    det = sw * swxx - swx**2
-    # First row of H^-1, then the intercept's variance H^-1 (sum g g^T) H^-1 with g = r (1, x).
-    h00, h01 = swxx / det, -swx / det
-    variance = ((r * (h00[:, None] + h01[:, None] * x)) ** 2).sum(axis=1)
-    z = statistics.NormalDist().inv_cdf(1 - level)
-    return 1 / (1 + np.exp(-(a - z * np.sqrt(variance))))
+    base = pairs.chars_baseline[:, :upto]
+    diff = pairs.chars_candidate[:, :upto] - base
+    spread = diff.std(axis=1, keepdims=True)
+    x = np.tanh(diff / np.where(spread > 0, spread, 1.0))
+    log_base = np.log(np.maximum(base, 1))
+    z_spread = log_base.std(axis=1, keepdims=True)
+    z = (log_base - log_base.mean(axis=1, keepdims=True)) / np.where(z_spread > 0, z_spread, 1.0)
+    s = pairs.scores[:, :upto]
+    design = np.stack([np.ones_like(x), x, z], axis=2)  # R x n x 3
+    penalty = np.diag([0.0, ridge, ridge])
+    mean = s.mean(axis=1)
+    theta = np.zeros((len(s), 3))
+    theta[:, 0] = np.log(mean / (1 - mean))
+    for _ in range(12):  # Newton from the mean: converged well before
+        p = 1 / (1 + np.exp(-np.einsum("rnk,rk->rn", design, theta)))
+        gradient = np.einsum("rnk,rn->rk", design, s - p) - theta @ penalty
+        hessian = np.einsum("rnk,rn,rnl->rkl", design, p * (1 - p), design) + penalty
+        theta = theta + np.linalg.solve(hessian, gradient[..., None])[..., 0]
+    fitted = 1 / (1 + np.exp(-np.einsum("rnk,rk->rn", design, theta)))
+    hessian = np.einsum("rnk,rn,rnl->rkl", design, fitted * (1 - fitted), design) + penalty
+    meat = np.einsum("rnk,rn,rnl->rkl", design, (s - fitted) ** 2, design)
+    at_equal = 1 / (1 + np.exp(-(theta[:, :1] + theta[:, 2:3] * z)))
+    estimate = at_equal.mean(axis=1)
+    slopes = at_equal * (1 - at_equal)
+    grad = np.stack([slopes.mean(1), np.zeros(len(s)), (slopes * z).mean(1)], axis=1)
+    direction = np.linalg.solve(hessian, grad[..., None])[..., 0]
+    variance = np.einsum("rk,rkl,rl->r", direction, meat, direction)
+    logit_se = np.sqrt(np.maximum(variance, 0)) / (estimate * (1 - estimate))
+    quantile = statistics.NormalDist().inv_cdf(1 - level)
+    return 1 / (1 + np.exp(-(np.log(estimate / (1 - estimate)) - quantile * logit_se)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,84 +176,111 @@ class Outcome:
 def decide(pairs: Pairs, settings: decision.TestSettings) -> Outcome:
     """The decision of `Qualification` for every run (no controls: settings.min_controls must be 0)."""
     assert settings.min_controls == 0
-    scores = pairs.scores
-    runs, n = scores.shape
+    runs, n = pairs.scores.shape
     horizon = min(n, settings.max_samples)
-    scores = scores[:, :horizon]
+    scores = pairs.scores[:, :horizon]
+    mixture = {"bets": tuple(settings.bets), "weights": settings.bet_weights}
+    levels = scale_levels(scores)
     m0 = settings.null_mean
-    up = crossing_times(scores, m=m0, level=settings.pass_level, bets=settings.bets, direction=1)
-    fail_at = 0.5 if settings.futility else m0
-    down = crossing_times(scores, m=fail_at, level=settings.alpha, bets=settings.bets, direction=-1)
-    failed = down < up
-    settle = np.maximum(up, max(settings.min_samples, settings.min_judged_pairs))
-    passes = ~failed & (settle <= horizon)
+    up = first_crossing(scores, levels, m=m0, level=settings.pass_level, **mixture)
+    down = first_crossing(1 - scores, levels, m=1 - m0, level=settings.alpha, **mixture)
+    futile = np.full(runs, NEVER)
+    if settings.futility:
+        futile = first_crossing(
+            1 - scores, levels, m=0.5, level=settings.alpha * settings.futility_alpha_share, **mixture
+        )
+    failed_at = np.minimum(down, futile)
+    failed = failed_at < up
     verdict = np.full(runs, INCONCLUSIVE)
     samples = np.full(runs, horizon)
     reason = np.full(runs, "Undecided", dtype=object)
     verdict[failed] = FAILED
-    samples[failed] = down[failed]
-    reason[failed] = "Futility"
-    at = np.where(passes, settle, 1) - 1
-    consistent = np.cumsum(pairs.consistent[:, :horizon], axis=1)[np.arange(runs), at] / (at + 1)
-    swap_bad = passes & (consistent < settings.swap_consistency_min)
-    verdict[swap_bad] = FAILED
-    samples[swap_bad] = settle[swap_bad]
-    reason[swap_bad] = "SwapInconsistent"
-    candidates = passes & ~swap_bad
-    cleared, finished = _length_looks(pairs, settle, candidates, horizon, settings)
-    verdict[cleared > 0] = PASSED
-    samples[cleared > 0] = cleared[cleared > 0]
-    reason[cleared > 0] = "NonInferior"
-    verdict[finished] = FAILED
-    samples[finished] = horizon
-    reason[finished] = "LengthBiased"
+    samples[failed] = failed_at[failed]
+    reason[failed] = np.where(down[failed] <= futile[failed], "BelowMargin", "WorseThanBaseline")
+
+    # The judge waiver: the same test with judged pairs scored 0.
+    agreed = pairs.agreed[:, :horizon] if pairs.agreed is not None else np.zeros((runs, horizon), dtype=bool)
+    free = np.where(agreed, 0.5, 0.0)
+    waived = first_crossing(free, scale_levels(free), m=m0, level=settings.pass_level, **mixture)
+    # The swap guardrail: violated when the upper bound falls below the limit, ok when the lower bound clears
+    # the floor with the minimum of judged pairs; whichever comes first.
+    judged = ~agreed
+    consistent = pairs.consistent[:, :horizon]
+    level = settings.guardrail_level
+    limit = settings.swap_consistency_min
+    violated = rate_crossing(~consistent, judged, m=1 - limit, level=level) if limit > 0 else np.full(runs, NEVER)
+    floor = min(settings.judge_floor, limit)
+    ok = rate_crossing(consistent, judged, m=floor, level=level) if floor > 0 else np.ones(runs, dtype=np.int64)
+    enough = np.cumsum(judged, axis=1) >= max(settings.min_judged_pairs, 1)
+    minimum = np.where(enough.any(axis=1), enough.argmax(axis=1) + 1, NEVER)
+    ok = np.maximum(ok, minimum)
+    swap_violated = np.where(violated <= ok, violated, NEVER)
+    swap_settled = np.minimum(np.minimum(swap_violated, ok), waived)
+
+    settle = np.maximum(up, settings.min_samples)
+    passes = ~failed & (settle <= horizon)
+    ready = np.maximum(settle, swap_settled)
+    bad_swap = passes & (swap_violated <= ready) & (swap_violated < waived)
+    verdict[bad_swap] = FAILED
+    samples[bad_swap] = ready[bad_swap]
+    reason[bad_swap] = "SwapInconsistent"
+    unresolved = passes & ~bad_swap & (ready > horizon)
+    reason[unresolved] = "InsufficientJudgedPairs"
+    going = passes & ~bad_swap & ~unresolved
+
+    repeat_violated = np.full(runs, NEVER)
+    if pairs.repeated is not None:
+        repeat_violated = rate_crossing(pairs.repeated[:, :horizon], ~agreed, m=settings.repeat_share_max, level=level)
+
+    cleared = np.full(runs, NEVER)
+    final_ok = np.ones(runs, dtype=bool)
+    if pairs.chars_baseline is not None:
+        for look in settings.length_looks:
+            if look > horizon:
+                break
+            todo = going & (cleared == NEVER)
+            if todo.any():
+                lower = length_lower_bounds(
+                    _rows(pairs, todo), look, level=settings.length_level, ridge=settings.length_ridge
+                )
+                cleared[np.flatnonzero(todo)[lower > m0]] = look
+        todo = going & (cleared == NEVER)
+        if todo.any():
+            lower = length_lower_bounds(
+                _rows(pairs, todo), horizon, level=settings.length_level, ridge=settings.length_ridge
+            )
+            final_ok[np.flatnonzero(todo)] = lower > m0
+    else:
+        cleared = np.ones(runs, dtype=np.int64)
+    length_at = np.maximum(ready, cleared)
+    repeat_first = going & (repeat_violated <= np.minimum(length_at, horizon)) & (repeat_violated < NEVER)
+    at = np.maximum(ready, repeat_violated)
+    verdict[repeat_first] = FAILED
+    samples[repeat_first] = at[repeat_first]
+    reason[repeat_first] = "PromptIndependent"
+    going &= ~repeat_first
+    passed = going & (length_at <= horizon)
+    verdict[passed] = PASSED
+    samples[passed] = length_at[passed]
+    reason[passed] = "NonInferior"
+    final = going & ~passed
+    verdict[final & final_ok] = PASSED
+    reason[final & final_ok] = "NonInferior"
+    verdict[final & ~final_ok] = FAILED
+    reason[final & ~final_ok] = "LengthBiased"
+    samples[final] = horizon
     return Outcome(verdict, samples, reason)
 
 
-def _length_looks(
-    pairs: Pairs, settle: np.ndarray, candidates: np.ndarray, horizon: int, settings: decision.TestSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """When each candidate run passes the length guardrail (0 if never), and which fail it at the end.
+def _rows(pairs: Pairs, rows: np.ndarray) -> Pairs:
+    def pick(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[rows]
 
-    As in the runtime: the guardrail holds at the first n >= settle where the cumulative length ratio is
-    within length_ratio_max; otherwise looks are taken at settle (if a scheduled point is already due), at
-    each later scheduled point, and at the end, until one clears.
-    """
-    runs = len(settle)
-    if pairs.chars_baseline is None or pairs.chars_candidate is None:
-        return np.where(candidates, settle, 0), np.zeros(runs, dtype=bool)
-    schedule = []
-    point = settings.length_first_look
-    while point < settings.max_samples:
-        schedule.append(point)
-        point *= 2
-    level = settings.pass_level * settings.length_alpha_share / (len(schedule) + 1)
-    ratio = np.cumsum(pairs.chars_candidate[:, :horizon], axis=1) / np.cumsum(pairs.chars_baseline[:, :horizon], axis=1)
-    within = (ratio <= settings.length_ratio_max) & (np.arange(1, horizon + 1)[None, :] >= settle[:, None])
-    first_within = np.where(within.any(axis=1), within.argmax(axis=1) + 1, NEVER)
-
-    def next_point(after: np.ndarray) -> np.ndarray:
-        later = [np.where(after < p, p, NEVER) for p in schedule] + [np.full(runs, horizon)]
-        return np.minimum.reduce(later)
-
-    due_at_settle = np.zeros(runs, dtype=bool) if not schedule else settle >= schedule[0]
-    look = np.where(due_at_settle, settle, next_point(settle))
-    cleared = np.zeros(runs, dtype=np.int64)
-    finished = np.zeros(runs, dtype=bool)
-    active = candidates.copy()
-    while active.any():
-        by_ratio = active & (first_within <= look)
-        cleared[by_ratio] = first_within[by_ratio]
-        active &= ~by_ratio
-        idx = np.flatnonzero(active)
-        if not len(idx):
-            break
-        sub = Pairs(pairs.scores[idx], pairs.consistent[idx], pairs.chars_baseline[idx], pairs.chars_candidate[idx])
-        ok = length_lower_bounds(sub, look[idx], level=level) > settings.null_mean
-        cleared[idx[ok]] = look[idx[ok]]
-        at_end = idx[~ok & (look[idx] >= horizon)]
-        finished[at_end] = True
-        active[idx[ok]] = False
-        active[at_end] = False
-        look = np.where(active, next_point(look), look)
-    return cleared, finished
+    return Pairs(
+        pairs.scores[rows],
+        pairs.consistent[rows],
+        pick(pairs.chars_baseline),
+        pick(pairs.chars_candidate),
+        pick(pairs.agreed),
+        pick(pairs.repeated),
+    )

@@ -1,8 +1,12 @@
-"""Error rates of the decision, by simulation: false promotions, power, pairs needed, and the traps it avoids.
+"""Error rates of the decision, by simulation: false promotions under every judge bias, power, pairs needed.
 
 Thousands of runs go through the numpy twin of the decision (betting_twin), which
 test_twin_matches_the_decision holds to the real procedure record for record. Seeds are fixed, so every
 rate below is reproducible; limits carry a binomial slack of three standard errors.
+
+LENGTH_PREFERENCE is the simulated judge's taste for length, calibrated to the size GPT-4-turbo's has on
+AlpacaEval data (worth 2-4 points of win rate at length ratios 1.05-1.1; docs/benchmarks.md has the
+calibration): 0.35 moves a candidate at the margin by +2.6 points at ratio 1.05 and +3.7 at 1.1.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import betting_twin as twin
 import numpy as np
 import pytest
 
-from assay.qualification import decision, evidence, simulate
+from assay.qualification import decision, evidence, fingerprint, simulate
 
 RUNS = 2000
 ALPHA = 0.05
+LENGTH_PREFERENCE = 0.35
 SETTINGS = decision.TestSettings(min_controls=0)  # the twin leaves controls to test_decision
 
 
@@ -24,19 +29,31 @@ def slack(rate: float, runs: int = RUNS) -> float:
     return 3 * math.sqrt(rate * (1 - rate) / runs)
 
 
-def study(settings: decision.TestSettings = SETTINGS, *, seed: int, **model: float) -> twin.Outcome:
-    return twin.decide(twin.simulate_pairs(RUNS, settings.max_samples, seed=seed, **model), settings)
+def study(settings: decision.TestSettings = SETTINGS, *, seed: int, runs: int = RUNS, **model: float) -> twin.Outcome:
+    return twin.decide(twin.simulate_pairs(runs, settings.max_samples, seed=seed, **model), settings)
 
 
 def as_pairs(records: list[evidence.EvidenceRecord]) -> twin.Pairs:
-    def row(values: list[float]) -> np.ndarray:
-        return np.array([values], dtype=float)
+    pairs = [r for r in records if not r.control]
 
+    def row(values: list[float] | list[bool]) -> np.ndarray:
+        return np.array([values])
+
+    seen = fingerprint.NearDuplicates()
+    repeated = [
+        r.fingerprint is not None
+        and r.agreement is None
+        and seen.add(r.fingerprint.baseline or "0" * 16, r.fingerprint.candidate or "0" * 16)
+        for r in pairs
+    ]
+    with_prints = any(r.fingerprint is not None for r in pairs)
     return twin.Pairs(
-        row([evidence.score(r) for r in records]),
-        np.array([[r.judge is not None and r.judge.consistent for r in records]]),
-        row([r.chars.baseline for r in records if r.chars and r.chars.baseline]),
-        row([r.chars.candidate for r in records if r.chars and r.chars.candidate]),
+        row([decision.tested_score(r, 0.05) for r in pairs]).astype(float),
+        row([r.agreement is not None or (r.judge is not None and r.judge.consistent) for r in pairs]),
+        row([r.chars.baseline for r in pairs if r.chars]).astype(float) if pairs[0].chars else None,
+        row([r.chars.candidate for r in pairs if r.chars]).astype(float) if pairs[0].chars else None,
+        row([r.agreement is not None for r in pairs]),
+        row(repeated) if with_prints else None,
     )
 
 
@@ -48,70 +65,97 @@ def test_twin_matches_the_decision():
         simulate.Scenario(mu=0.55, position_bias=0.3),
         simulate.Scenario(mu=0.45, length_ratio=1.4, length_bias=0.6),
         simulate.Scenario(mu=0.6, length_ratio=1.3),
+        simulate.Scenario(mu=0.5, agreement_rate=0.85),
+        simulate.Scenario(mu=0.45, prompt_independent=0.5),
     ]
     mismatches = []
     for scenario in scenarios:
-        for seed in range(6):
+        for seed in range(4):
             records = simulate.simulate_evidence(1200, scenario, seed=seed)
             real = decision.decide(records, SETTINGS)
             replay = twin.decide(as_pairs(records), SETTINGS)
             if (codes[real.verdict], real.stats["samples"]) != (replay.verdict[0], replay.samples[0]):
-                mismatches.append((scenario, seed, real.reason, replay.reason[0]))
-    # The twin's length-controlled bound is analytic, the runtime's a bootstrap: they may part only on a
-    # length look that lands within bootstrap noise of the bar.
-    assert len(mismatches) <= 1, mismatches
-    assert all(m[0].length_ratio > 1 for m in mismatches)
+                mismatches.append((scenario, seed, real.reason, real.stats["samples"], replay.reason[0]))
+    assert mismatches == []
 
 
-# -- false promotions at the boundary mu = 0.5 - margin --------------------------------------------------
+# -- false promotions at the boundary mu = 0.5 - margin, under every judge bias --------------------------
 
 
-@pytest.mark.parametrize("tie_rate", [0.0, 0.3, 0.5])
+@pytest.mark.parametrize("tie_rate", [0.0, 0.3, 0.5, 0.85])
 def test_false_promotion_at_the_boundary_is_at_most_alpha(tie_rate):
     outcome = study(seed=11, mu=0.45, tie_rate=tie_rate)
     assert outcome.rate(twin.PASSED) <= ALPHA + slack(ALPHA)
 
 
-def test_a_judge_favouring_the_first_shown_answer_cannot_promote_a_boundary_candidate():
-    """Position bias is symmetric over the two orders, so it favours neither side, but it turns real wins and
-    losses into splits and so pulls s towards 0.5: for a candidate below 0.5 that is a push upwards (here
-    0.45 becomes 0.465). The swap-consistency guardrail is what stops it."""
-    outcome = study(seed=12, mu=0.45, position_bias=0.3)
+@pytest.mark.parametrize("position_bias", [0.05, 0.1, 0.2, 0.3, 0.6])
+def test_a_judge_favouring_the_first_shown_answer_cannot_promote_a_boundary_candidate(position_bias):
+    """Position bias pulls s towards 0.5 (0.45 becomes 0.45 + 0.05 p); the position-corrected score does not
+    move at the margin, so the test alone holds, with the swap guardrail switched off."""
+    unguarded = decision.TestSettings(min_controls=0, swap_consistency_min=0.0)
+    outcome = study(unguarded, seed=12, mu=0.45, position_bias=position_bias)
     assert outcome.rate(twin.PASSED) <= ALPHA + slack(ALPHA)
-    unguarded = study(
-        decision.TestSettings(min_controls=0, swap_consistency_min=0.0), seed=12, mu=0.45, position_bias=0.3
-    )
-    assert unguarded.rate(twin.PASSED) > 2 * ALPHA
-    assert np.mean(outcome.reason == "SwapInconsistent") > 0.9 * unguarded.rate(twin.PASSED)
 
 
-def test_a_judge_favouring_longer_answers_is_caught_by_the_length_guardrail():
-    outcome = study(seed=13, mu=0.45, length_ratio=1.4, length_bias=0.6)
+def test_without_the_position_correction_a_mildly_biased_judge_promotes_more_than_alpha():
+    uncorrected = decision.TestSettings(min_controls=0, position_correction=False)
+    pairs = twin.simulate_pairs(RUNS, 1200, mu=0.45, position_bias=0.2, margin=0.0, seed=12)  # raw scores
+    assert twin.decide(pairs, uncorrected).rate(twin.PASSED) > ALPHA + slack(ALPHA)
+
+
+@pytest.mark.parametrize("length_ratio", [1.0, 1.05, 1.1, 1.15, 1.25])
+def test_a_judge_favouring_longer_answers_cannot_promote_a_boundary_candidate_at_any_ratio(length_ratio):
+    outcome = study(seed=13, mu=0.45, length_ratio=length_ratio, length_bias=LENGTH_PREFERENCE, lengths=True)
     assert outcome.rate(twin.PASSED) <= ALPHA + slack(ALPHA)
-    assert np.mean(outcome.reason == "LengthBiased") > 0.9
-    unguarded = study(
-        decision.TestSettings(min_controls=0, length_ratio_max=100.0),
-        seed=13,
-        mu=0.45,
-        length_ratio=1.4,
-        length_bias=0.6,
-    )
-    assert unguarded.rate(twin.PASSED) > 0.9  # the raw scores alone would promote it
+
+
+def test_length_and_position_bias_together_cannot_promote_a_boundary_candidate():
+    outcome = study(seed=14, mu=0.45, length_ratio=1.05, length_bias=LENGTH_PREFERENCE, position_bias=0.15)
+    assert outcome.rate(twin.PASSED) <= ALPHA + slack(ALPHA)
+
+
+def test_the_raw_test_alone_would_promote_a_length_preferred_candidate():
+    pairs = twin.simulate_pairs(RUNS, 1200, mu=0.45, length_ratio=1.1, length_bias=LENGTH_PREFERENCE, seed=13)
+    no_lengths = twin.Pairs(pairs.scores, pairs.consistent, agreed=pairs.agreed)
+    assert twin.decide(no_lengths, SETTINGS).rate(twin.PASSED) > 0.3
+
+
+@pytest.mark.parametrize("share", [1.0, 0.3])
+def test_a_prompt_independent_answer_that_fools_the_judge_is_not_promoted(share):
+    outcome = study(seed=15, mu=0.45, prompt_independent=share, exploit_win=0.8)
+    assert outcome.rate(twin.PASSED) <= ALPHA + slack(ALPHA)
+    assert np.mean(outcome.reason == "PromptIndependent") > 0.9
 
 
 # -- power and pairs needed --------------------------------------------------------------------------------
 
 
-def test_an_equal_candidate_passes_within_1200_pairs_with_power_of_at_least_80_percent():
-    outcome = study(seed=14, mu=0.5, tie_rate=0.3)
-    assert outcome.rate(twin.PASSED) >= 0.80 + slack(0.80)
+@pytest.mark.parametrize("tie_rate", [0.3, 0.85])
+def test_an_equal_candidate_passes_within_1200_pairs_with_power_of_at_least_95_percent(tie_rate):
+    """With the swap guardrail, the judge waiver, the repeat check (fingerprints) and position correction on."""
+    outcome = study(seed=16, mu=0.5, tie_rate=tie_rate, fingerprints=True)
+    assert outcome.rate(twin.PASSED) >= 0.95
+
+
+def test_the_length_guardrail_costs_an_equal_candidate_a_few_points_of_power():
+    """Measured lengths (equal on average) bring the always-on length check in: 0.934 against 0.954 here
+    (docs/benchmarks.md lists each guardrail's cost)."""
+    outcome = study(seed=16, mu=0.5, lengths=True, fingerprints=True)
+    assert outcome.rate(twin.PASSED) >= 0.92
 
 
 @pytest.mark.parametrize(("mu", "verdict"), [(0.40, twin.FAILED), (0.55, twin.PASSED)])
-def test_clear_cases_are_decided_within_150_pairs_on_average(mu, verdict):
-    outcome = study(seed=15, mu=mu, tie_rate=0.3)
-    assert outcome.samples.mean() <= 150
+def test_clear_cases_are_decided_within_200_pairs_on_average(mu, verdict):
+    outcome = study(seed=17, mu=mu, tie_rate=0.3)
+    assert outcome.samples.mean() <= 200
     assert outcome.rate(verdict) >= 0.99
+
+
+def test_evidence_where_most_answers_agree_is_decided_in_fewer_pairs():
+    ordinary = study(seed=18, mu=0.5, tie_rate=0.3)
+    agreeing = study(seed=18, mu=0.5, tie_rate=0.0, agreement_rate=0.85)
+    assert agreeing.rate(twin.PASSED) >= 0.95
+    assert agreeing.samples.mean() < 0.5 * ordinary.samples.mean()
 
 
 # -- traps ---------------------------------------------------------------------------------------------------
@@ -119,7 +163,7 @@ def test_clear_cases_are_decided_within_150_pairs_on_average(mu, verdict):
 
 def test_picking_the_best_of_k_prompt_variants_inflates_false_promotions_unless_k_corrects_alpha():
     k = 5
-    pairs = twin.simulate_pairs(RUNS * k, 1200, mu=0.45, seed=16)
+    pairs = twin.simulate_pairs(RUNS * k, 1200, mu=0.45, seed=19)
     best = pairs.scores.reshape(RUNS, k, -1).mean(axis=2).argmax(axis=1)  # the variant that looks best
     chosen = np.arange(RUNS) * k + best
 
@@ -135,7 +179,7 @@ def test_picking_the_best_of_k_prompt_variants_inflates_false_promotions_unless_
 def test_peeking_at_a_fixed_sample_test_inflates_false_promotions():
     """The z-test sized for 80% power at n = 433 keeps its 5% when looked at once; looked at every 10 pairs
     and stopped at the first significant look, it promotes a boundary candidate far more often."""
-    rng = np.random.default_rng(17)
+    rng = np.random.default_rng(20)
     u = rng.random((RUNS, 433))
     scores = np.where(u < 0.30, 1.0, np.where(u < 0.60, 0.5, 0.0))  # mu = 0.45, 30% ties
     n = np.arange(1, 434)
