@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from assay.api import evaluation, qualificationrun
 from assay.evaluator import agreement, calls, dataset, formats, plan
-from assay.qualification import judge
+from assay.qualification import fingerprint, judge
 
 log = logging.getLogger("assay.evaluator")
 
@@ -190,6 +190,11 @@ class PairEvaluator:
                 {"candidate_first": verdicts[0].winner, "baseline_first": verdicts[1].winner} if verdicts else None
             ),
             "chars": {"baseline": len(baseline.text), "candidate": len(candidate_text)},
+            # Near-duplicate candidate answers across prompts are the mark of a prompt-independent exploit.
+            "fingerprint": {
+                "baseline": fingerprint.simhash(baseline.text),
+                "candidate": fingerprint.simhash(candidate_text),
+            },
             "format_ok": {
                 "baseline": self._format.check(baseline.text),
                 "candidate": self._format.check(candidate_text),
