@@ -249,7 +249,7 @@ def guardrail_rows(report: Report) -> list[GuardrailRow]:
         elif name == "swap":
             wanted = f">= {number(settings.swap_consistency_min, 2)}"
         elif name == "length":
-            wanted = f"> {number(limit)} when the length ratio exceeds {settings.length_ratio_max:g}"
+            wanted = f"> {number(limit)} (at every length ratio)"
         else:
             wanted = f"<= {number(limit)}"
         rows.append(
