@@ -56,56 +56,51 @@ app.kubernetes.io/part-of: assay
 {{- end }}
 
 {{/*
-The operator's rules in the namespaces it watches. Least privilege: no wildcards. Roles and RoleBindings are
-here because the operator creates each namespace's evaluator ServiceAccount + Role + RoleBinding, and
-Kubernetes lets it grant only what it holds itself (configmaps and qualificationruns below).
+The operator's rules in the namespaces it watches: exactly the verbs its code calls (tests/unit/chart/rbac_scan.py
+reads them from the source and test_chart_rbac.py compares), no wildcards. It creates each run's evaluator
+ServiceAccount, Role and RoleBinding; Kubernetes lets it grant only what it holds, so the configmaps verbs below
+cover the evaluator's Role. No get/update on roles or rolebindings, no bind or escalate: it cannot widen its own.
 */}}
 {{- define "assay.namespacedRules" -}}
 - apiGroups: [assay.dev]
-  resources: [routepolicies, qualificationruns]
-  verbs: [get, list, watch, patch, update, create, delete]
+  resources: [routepolicies]
+  verbs: [get, list, watch, patch]
+- apiGroups: [assay.dev]
+  resources: [qualificationruns]
+  verbs: [get, list, watch, patch, create]
 - apiGroups: [assay.dev]
   resources: [routepolicies/status, qualificationruns/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, delete, patch]
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [pods/log]
-  verbs: [get]
+  verbs: [get, create, delete]
 # Evidence chunks written by the evaluator, and the LiteLLM proxy's config.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, create, patch]
 # API keys are referenced by name and read one at a time; never listed or watched.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get, create]
+  verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [get, create, patch]
+  verbs: [create]
 # Rolling the LiteLLM Deployment after its config changed.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, patch]
 - apiGroups: [aigateway.envoyproxy.io]
   resources: [aigatewayroutes]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, patch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, patch]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs in either mode: it scans CRDs to resolve its resources. */}}

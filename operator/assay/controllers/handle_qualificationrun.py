@@ -116,10 +116,11 @@ def _failed_job_reason(job: Any) -> str:
     return "JobFailed"
 
 
-def _ensure_identity(namespace: str) -> None:
-    """Create the evaluator's ServiceAccount, Role and RoleBinding if missing (never widened)."""
+def _ensure_identity(meta: Mapping[str, Any], spec: qualificationrun.QualificationRunSpec) -> None:
+    """Create the run's evaluator ServiceAccount, Role and RoleBinding if missing (never widened)."""
     core, rbac = kube.core(), kube.rbac()
-    for obj in manifests.evaluator_identity(namespace):
+    namespace = meta["namespace"]
+    for obj in manifests.evaluator_identity(namespace=namespace, run_name=meta["name"], run_uid=meta["uid"], spec=spec):
         body: Any = obj  # a manifest as plain data; the client accepts dicts where it types models
         timeout = kube.REQUEST_TIMEOUT
         try:
@@ -164,7 +165,7 @@ def _create_job(body: Mapping[str, Any], spec: qualificationrun.QualificationRun
         wire_spec=body.get("spec") or {},
         recreation=recreation,
     )
-    _ensure_identity(meta["namespace"])
+    _ensure_identity(meta, spec)
     try:
         kube.batch().create_namespaced_job(
             meta["namespace"],
@@ -241,7 +242,9 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         finish((conditions.FALSE, invalid.reason, invalid.message))
         return
 
-    problem = references.check(references.of_run(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref))
+    problem = references.check(
+        references.of_run(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref)
+    ) or references.check_image(manifests.evaluator_image(spec), allowed=manifests.allowed_images())
     if problem:
         desired.update(phase=current.get("phase") or "Pending", reason=problem.reason, message=problem.message)
         finish((conditions.FALSE, problem.reason, problem.message))

@@ -10,8 +10,8 @@ from typing import Any
 
 from assay import API_VERSION, GROUP, __version__, egress
 from assay.api import qualificationrun
+from assay.evaluator import kube as evaluator_kube
 
-EVALUATOR_SERVICE_ACCOUNT = "assay-evaluator"
 DEFAULT_IMAGE = f"ghcr.io/assay-dev/assay:{__version__}"
 LABEL_RUN = f"{GROUP}/run"
 LABEL_POLICY = f"{GROUP}/policy"
@@ -19,8 +19,31 @@ LABEL_CANDIDATE = f"{GROUP}/candidate"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "assay"}
 
 
+# The images evaluation Jobs may run, from the chart's values (evaluator.allowedImages): the Job runs with the
+# run's API keys, so whoever may create a QualificationRun must not choose an arbitrary program.
+ENV_EVALUATOR_IMAGE = "ASSAY_EVALUATOR_IMAGE"
+ENV_ALLOWED_IMAGES = "ASSAY_EVALUATOR_ALLOWED_IMAGES"
+
+
 def evaluator_image(spec: qualificationrun.QualificationRunSpec) -> str:
-    return spec.execution.image or os.environ.get("ASSAY_EVALUATOR_IMAGE") or DEFAULT_IMAGE
+    return spec.execution.image or os.environ.get(ENV_EVALUATOR_IMAGE) or DEFAULT_IMAGE
+
+
+def allowed_images() -> list[str]:
+    """The operator's own evaluator image, and the chart's allow-list: exact references, or prefixes ending in
+    '/', ':' or '@' (a registry path, any tag of a repository, any digest of it)."""
+    own = os.environ.get(ENV_EVALUATOR_IMAGE) or DEFAULT_IMAGE
+    extra = [entry.strip() for entry in os.environ.get(ENV_ALLOWED_IMAGES, "").split(",") if entry.strip()]
+    return [own, *extra]
+
+
+def image_allowed(image: str, allowed: list[str]) -> bool:
+    return any(image == entry or (entry.endswith(("/", ":", "@")) and image.startswith(entry)) for entry in allowed)
+
+
+def evaluator_account(run_name: str) -> str:
+    """The run's own evaluator ServiceAccount (and Role, RoleBinding): `assay-eval-<run>`."""
+    return f"assay-eval-{run_name}"
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -107,7 +130,7 @@ def evaluation_job(
         "template": {
             "metadata": {"labels": labels},
             "spec": {
-                "serviceAccountName": EVALUATOR_SERVICE_ACCOUNT,
+                "serviceAccountName": evaluator_account(run_name),
                 "automountServiceAccountToken": True,
                 "restartPolicy": "Never",
                 "terminationGracePeriodSeconds": 10,
@@ -155,29 +178,45 @@ def evaluation_job(
     }
 
 
-def evaluator_identity(namespace: str) -> list[dict[str, Any]]:
-    """The evaluator's ServiceAccount, Role and RoleBinding: it may read the dataset ConfigMap and write its
-    evidence ConfigMaps, nothing else (no Secrets: keys reach it as env from the Job's secretKeyRefs)."""
-    meta = {"name": EVALUATOR_SERVICE_ACCOUNT, "namespace": namespace, "labels": dict(MANAGED_BY)}
+def evaluator_identity(
+    *, namespace: str, run_name: str, run_uid: str, spec: qualificationrun.QualificationRunSpec
+) -> list[dict[str, Any]]:
+    """The run's own evaluator ServiceAccount, Role and RoleBinding, owned by the run (deleted with it).
+
+    The Role allows exactly what the evaluator calls: create ConfigMaps (Kubernetes cannot limit create to
+    names), list them (its resume finds its evidence by label; list cannot be limited to names either), and get
+    patch only the run's own shard-status ConfigMaps, and get only the dataset ConfigMap it reads. It can therefore
+    change no ConfigMap but its own (not the gateway's config), and read no Secret: keys reach it as env from
+    the Job's secretKeyRefs."""
+    account = evaluator_account(run_name)
+    meta = {
+        "name": account,
+        "namespace": namespace,
+        "labels": {**MANAGED_BY, LABEL_RUN: run_name},
+        "ownerReferences": [owner_reference(kind="QualificationRun", name=run_name, uid=run_uid, controller=False)],
+    }
+    statuses = [evaluator_kube.status_configmap_name(run_name, shard) for shard in range(spec.execution.parallelism)]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"], "resourceNames": statuses},
+    ]
+    if spec.dataset.config_map_ref is not None:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "verbs": ["get"],
+                "resourceNames": [spec.dataset.config_map_ref.name],
+            }
+        )
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": meta,
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "verbs": ["get", "list", "create", "update", "patch"],
-                }
-            ],
-        },
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EVALUATOR_SERVICE_ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": EVALUATOR_SERVICE_ACCOUNT, "namespace": namespace}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
         },
     ]

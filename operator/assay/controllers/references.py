@@ -10,6 +10,7 @@ from typing import Literal
 import pydantic
 
 from assay.api import common, qualificationrun, routepolicy
+from assay.controllers import manifests
 
 Kind = Literal["Secret", "ConfigMap"]
 
@@ -134,3 +135,15 @@ def check_backends(
                 + f". Add a backendRef for it (weight 0) or set {ref.field.rsplit('.', 1)[0]}.backend to one of them",
             )
     return None
+
+
+def check_image(image: str, *, allowed: list[str]) -> Problem | None:
+    """An evaluator image outside the operator's allow-list (spec.execution.image): the Job would run it with
+    the run's API keys, so it is not created."""
+    if manifests.image_allowed(image, allowed):
+        return None
+    return Problem(
+        "ImageNotAllowed",
+        f"spec.execution.image {image!r} is not an allowed evaluator image (allowed: {', '.join(allowed)}); omit it "
+        "to use the operator's own image, or have the operator's admin add it to evaluator.allowedImages",
+    )

@@ -142,10 +142,11 @@ class ConfigMapSink:
         except k8s_exceptions.ApiException as exc:
             if exc.status != 409:
                 raise _api_error(exc, what=f"writing evidence ConfigMap {name}") from None
-            # Written by an earlier attempt that did not live to know it.
-            existing = self.api.read_namespaced_config_map(
-                name, self.namespace, _request_timeout=kube_api.REQUEST_TIMEOUT
-            )
+            # Written by an earlier attempt that did not live to know it. Found by list: the evaluator's Role
+            # grants get only on the dataset ConfigMap (chunk names are not known when the Role is made).
+            (existing,) = self.api.list_namespaced_config_map(
+                self.namespace, field_selector=f"metadata.name={name}", _request_timeout=kube_api.REQUEST_TIMEOUT
+            ).items
             text = (existing.data or {}).get(EVIDENCE_KEY, "")
             sinks.check_rewrite(
                 sinks.decode_chunk(text, source=f"ConfigMap {name}"), records, source=f"ConfigMap {name}"

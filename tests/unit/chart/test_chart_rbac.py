@@ -1,38 +1,26 @@
-"""The chart's RBAC is least privilege: no wildcards, Secrets readable one by one only, cluster mode with a
-ClusterRole, namespaced mode with a Role in each listed namespace, and the operator holds every permission it
-grants the evaluator (Kubernetes refuses a Role that grants more than its creator holds)."""
+"""The chart's RBAC is least privilege, checked against the code: its Roles hold exactly the verbs assay's
+code calls (read from the source by rbac_scan, not listed a second time here), no wildcards, Secrets readable
+one by one only, no verb that lets the operator widen its own rights, cluster mode with a ClusterRole,
+namespaced mode with a Role in each listed namespace, and the operator holds every permission it grants the
+evaluator (Kubernetes refuses a Role that grants more than its creator holds)."""
 
 from __future__ import annotations
 
 import pytest
+import rbac_scan
 from chart_harness import CI_VALUES, grants, of_kind, one, render
 
+from assay.api import qualificationrun
 from assay.controllers import manifests
 
-# What the operator must be able to do in a namespace it watches, spelled out.
-REQUIRED = {
-    ("assay.dev", "routepolicies", "get list watch patch update create delete"),
-    ("assay.dev", "qualificationruns", "get list watch patch update create delete"),
-    ("assay.dev", "routepolicies/status", "get patch update"),
-    ("assay.dev", "qualificationruns/status", "get patch update"),
-    ("batch", "jobs", "get list watch create delete patch"),
-    ("", "pods", "get list watch"),
-    ("", "pods/log", "get"),
-    ("", "configmaps", "get list watch create update patch delete"),
-    ("", "secrets", "get"),
-    ("", "events", "create patch"),
-    ("events.k8s.io", "events", "create patch"),
-    ("", "serviceaccounts", "get create"),
-    ("rbac.authorization.k8s.io", "roles", "get create patch"),
-    ("rbac.authorization.k8s.io", "rolebindings", "get create patch"),
-    ("apps", "deployments", "get patch"),
-    ("aigateway.envoyproxy.io", "aigatewayroutes", "get list watch patch update"),
-    ("gateway.networking.k8s.io", "httproutes", "get list watch patch update"),
-}
-REQUIRED_GRANTS = {(group, resource, verb) for group, resource, verbs in REQUIRED for verb in verbs.split()}
-CRD_SCAN = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("get", "list", "watch")}
-# kopf lists and watches namespaces only when it is namespaced, to follow the listed namespaces.
-NAMESPACE_SCAN = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+NEEDED = rbac_scan.scan()
+# The leader Lease and the webhook Service's EndpointSlice live in the release's namespace (the leader Role).
+IN_RELEASE_NAMESPACE = {grant for grant in NEEDED if grant[1] in ("leases", "endpointslices")}
+IN_WATCHED_NAMESPACES = set(NEEDED) - IN_RELEASE_NAMESPACE
+CRD_SCAN = rbac_scan.KOPF_CRD_SCAN
+NAMESPACE_SCAN = rbac_scan.KOPF_NAMESPACE_SCAN
+# Verbs that would let the operator give itself (or anyone) more than it holds.
+WIDENING = {"bind", "escalate", "impersonate", "*"}
 
 
 def _rules(docs, kind):
@@ -84,7 +72,7 @@ def test_leader_role_holds_its_lease_and_the_webhook_endpoint_by_name_in_the_rel
 def test_cluster_mode_grants_exactly_what_the_operator_needs_cluster_wide(default):
     assert _watch_roles(default) == []
     cluster_role = one(default, "ClusterRole")
-    assert grants(cluster_role["rules"]) == REQUIRED_GRANTS | CRD_SCAN
+    assert grants(cluster_role["rules"]) == IN_WATCHED_NAMESPACES | CRD_SCAN
     binding = one(default, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
     service_account = one(default, "ServiceAccount")
@@ -98,7 +86,7 @@ def test_namespaced_mode_has_a_role_in_each_namespace_and_only_kopfs_scans_clust
     roles = {role["metadata"]["namespace"]: role for role in _watch_roles(docs)}
     assert set(roles) == {"team-a", "team-b"}
     for namespace, role in roles.items():
-        assert grants(role["rules"]) == REQUIRED_GRANTS
+        assert grants(role["rules"]) == IN_WATCHED_NAMESPACES
         binding = next(b for b in of_kind(docs, "RoleBinding") if b["metadata"]["namespace"] == namespace)
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
@@ -113,11 +101,62 @@ def test_secrets_are_read_by_name_never_listed_or_watched(default):
     assert secret_verbs == {"get"}
 
 
+def test_the_chart_grants_exactly_what_the_code_calls(default):
+    granted = grants(one(default, "ClusterRole")["rules"]) | grants(_leader_role(default)["rules"])
+    unused = granted - set(NEEDED) - CRD_SCAN
+    missing = set(NEEDED) - granted
+    assert not unused, f"granted, never called: {sorted(unused)}"
+    assert not missing, "called, not granted: " + "; ".join(f"{g} by {NEEDED[g]}" for g in sorted(missing))
+    assert grants(_leader_role(default)["rules"]) == IN_RELEASE_NAMESPACE
+
+
+def test_the_scan_reads_the_calls_the_code_makes():
+    # A few calls it must see, and where from: a typed call, a custom-object call through a variable, kopf's.
+    assert "evaluator/kube.py" in " ".join(NEEDED[("", "configmaps", "create")])
+    assert any("weighted_route.py" in where for where in NEEDED[("gateway.networking.k8s.io", "httproutes", "patch")])
+    assert NEEDED[("assay.dev", "routepolicies", "watch")] == ["kopf"]
+    assert ("", "pods", "get") not in NEEDED and ("", "configmaps", "delete") not in NEEDED
+
+
+@pytest.mark.parametrize("values", sorted(CI_VALUES))
+def test_no_rule_lets_the_operator_widen_its_own_rights(rendered, values):
+    rules = _rules(rendered[values], "ClusterRole") + _rules(rendered[values], "Role")
+    assert not {verb for rule in rules for verb in rule["verbs"]} & WIDENING
+    assert not {r for rule in rules for r in rule["resources"]} & {"clusterroles", "clusterrolebindings"}
+    rbac_verbs = {v for rule in rules if rule["apiGroups"] == ["rbac.authorization.k8s.io"] for v in rule["verbs"]}
+    assert rbac_verbs == {"create"}  # new Roles it can only fill with what it holds; existing ones it cannot touch
+
+
+def _evaluator_role(**dataset: object) -> dict:
+    spec = qualificationrun.QualificationRunSpec.model_validate(
+        {
+            "endpoint": {"url": "http://gateway:4000"},
+            "baseline": {"model": "big"},
+            "candidate": {"name": "small", "model": "small"},
+            "dataset": dataset or {"configMapRef": {"name": "traffic", "key": "prompts.jsonl"}},
+            "judge": {"model": "judge"},
+            "execution": {"parallelism": 2},
+        }
+    )
+    identity = manifests.evaluator_identity(namespace="team-a", run_name="run", run_uid="u", spec=spec)
+    return next(obj for obj in identity if obj["kind"] == "Role")
+
+
 def test_operator_holds_every_permission_it_grants_the_evaluator(default):
     held = grants(one(default, "ClusterRole")["rules"])
-    evaluator_role = next(obj for obj in manifests.evaluator_identity("team-a") if obj["kind"] == "Role")
-    missing = grants(evaluator_role["rules"]) - held
+    missing = grants(_evaluator_role()["rules"]) - held
     assert not missing, f"the operator cannot create the evaluator's Role without {sorted(missing)}"
+
+
+def test_the_evaluator_role_holds_exactly_what_the_evaluator_calls():
+    evaluator_calls = set(rbac_scan.scan([rbac_scan.PRODUCT / "evaluator"], kopf=False))
+    assert grants(_evaluator_role()["rules"]) == evaluator_calls
+    # What it may change it names: its own shard status ConfigMaps; it reads by name only the dataset.
+    rules = _evaluator_role()["rules"]
+    assert {r["verbs"][0]: r.get("resourceNames") for r in rules if r.get("resourceNames")} == {
+        "patch": ["run-shard-0", "run-shard-1"],
+        "get": ["traffic"],
+    }
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(helm):

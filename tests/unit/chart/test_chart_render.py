@@ -211,3 +211,12 @@ def test_egress_values_reach_the_operator_as_the_policy_it_enforces(helm, defaul
         allowed_hosts=frozenset({".svc.cluster.local", "litellm.example"}),
         allow_loopback=True,
     )
+
+
+def test_evaluator_image_allow_list_reaches_the_operator(helm, default):
+    assert env_of(operator_container(default))["ASSAY_EVALUATOR_ALLOWED_IMAGES"] == ""
+    docs = render(helm, set_values=["evaluator.allowedImages={registry.corp/assay:,registry.corp/x@sha256:ab}"])
+    assert (
+        env_of(operator_container(docs))["ASSAY_EVALUATOR_ALLOWED_IMAGES"]
+        == "registry.corp/assay:,registry.corp/x@sha256:ab"
+    )

@@ -26,7 +26,7 @@ def test_job_is_owned_by_the_run_and_runs_restricted():
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("QualificationRun", "r", "u-1", True)
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert pod["serviceAccountName"] == manifests.EVALUATOR_SERVICE_ACCOUNT
+    assert pod["serviceAccountName"] == manifests.evaluator_account("r") == "assay-eval-r"
     assert (
         pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     )
@@ -59,11 +59,28 @@ def test_parallel_runs_are_indexed_and_permanent_errors_fail_the_job_at_once():
     }
 
 
-def test_evaluator_role_grants_configmaps_only():
-    sa, role, binding = manifests.evaluator_identity("ns")
-    assert [r["resources"] for r in role["rules"]] == [["configmaps"]]
+def test_each_run_has_its_own_evaluator_identity_owned_by_it_granting_configmaps_only():
+    spec = qualificationrun.QualificationRunSpec.model_validate(yaml.safe_load(EXAMPLE.read_text())["spec"])
+    sa, role, binding = manifests.evaluator_identity(namespace="ns", run_name="r", run_uid="u-1", spec=spec)
+    assert {obj["metadata"]["name"] for obj in (sa, role, binding)} == {"assay-eval-r"}
+    assert all(obj["metadata"]["ownerReferences"][0]["uid"] == "u-1" for obj in (sa, role, binding))
+    assert {resource for rule in role["rules"] for resource in rule["resources"]} == {"configmaps"}
     assert "secrets" not in str(role["rules"])
+    # Nothing it may change but its own shard status: no update, no delete, patch by name only.
+    assert [rule.get("resourceNames") for rule in role["rules"] if "patch" in rule["verbs"]] == [["r-shard-0"]]
+    assert not {"update", "delete"} & {verb for rule in role["rules"] for verb in rule["verbs"]}
     assert binding["subjects"][0]["name"] == sa["metadata"]["name"]
+
+
+def test_evaluator_images_come_from_the_allow_list(monkeypatch):
+    monkeypatch.setenv(manifests.ENV_EVALUATOR_IMAGE, "ghcr.io/assay-dev/assay:1.2.3")
+    monkeypatch.setenv(manifests.ENV_ALLOWED_IMAGES, "registry.corp/assay:, registry.corp/team/eval@sha256:ab")
+    allowed = manifests.allowed_images()
+    assert allowed == ["ghcr.io/assay-dev/assay:1.2.3", "registry.corp/assay:", "registry.corp/team/eval@sha256:ab"]
+    for image in ("ghcr.io/assay-dev/assay:1.2.3", "registry.corp/assay:2.0", "registry.corp/team/eval@sha256:ab"):
+        assert manifests.image_allowed(image, allowed), image
+    for image in ("ghcr.io/assay-dev/assay:latest", "evil.example/assay:1.2.3", "registry.corp/assay-evil:1"):
+        assert not manifests.image_allowed(image, allowed), image
 
 
 def test_a_recreated_job_gets_the_next_name_which_counts_the_lost_ones():

@@ -62,3 +62,12 @@ def test_all_backends_present_or_no_weight_gateway_is_no_problem():
         raise AssertionError("a LiteLLM gateway has no route object to read")
 
     assert references.check_backends(_spec("LiteLLMConfigMap"), backends_in_route=never) is None
+
+
+def test_an_image_outside_the_allow_list_is_named_and_no_job_is_made_for_it():
+    allowed = ["ghcr.io/assay-dev/assay:1.2.3", "registry.corp/assay:"]
+    assert references.check_image("registry.corp/assay:2.0", allowed=allowed) is None
+    problem = references.check_image("evil.example/x:1", allowed=allowed)
+    assert problem is not None and problem.reason == "ImageNotAllowed"
+    assert problem.message.startswith("spec.execution.image 'evil.example/x:1' is not an allowed evaluator image")
+    assert "evaluator.allowedImages" in problem.message
