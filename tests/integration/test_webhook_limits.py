@@ -1,6 +1,7 @@
 """The running operator's alert webhook against hostile clients: over TLS from a certificate file, a payload nested
-100,000 deep is a 400 naming the body (no 500, no traceback in the log), a client that never finishes its
-request head is disconnected, plain HTTP is refused, and the operator goes on answering real deliveries."""
+100,000 deep is a 400 naming the body (no 500, no traceback in the log), a body over the 16 MiB limit is a 413
+naming the limit in one log line, a client that never finishes its request head is disconnected, plain HTTP is
+refused, and the operator goes on answering real deliveries."""
 
 from __future__ import annotations
 
@@ -72,6 +73,21 @@ def test_a_payload_nested_100000_deep_is_400_and_leaves_no_traceback(webhook):
     assert response.status_code == 400
     assert response.json() == {"error": "body: JSON nested deeper than 32 levels"}
     assert "Traceback" not in log.read_text()
+
+
+def test_a_body_over_16_mib_is_413_naming_the_limit_in_one_log_line(webhook):
+    url, trust, log = webhook
+    logged_before = log.read_text()
+    response = _post(url, trust, b'{"version": "4", "alerts": [' + b" " * (16 * 1024 * 1024) + b"]}")
+    assert response.status_code == 413
+    assert response.json() == {"error": "body: larger than the webhook's limit of 16 MiB (16777216 bytes)"}
+    logged = log.read_text()[len(logged_before) :]
+    # One message; the operator's root logger has two handlers today (the CLI's and kopf's), each writes it once.
+    about_it = {line.partition("Rejected")[2] for line in logged.splitlines() if "16777216" in line}
+    assert about_it == {
+        " an alert delivery from 127.0.0.1: body: larger than the webhook's limit of 16 MiB (16777216 bytes)"
+    }
+    assert "Traceback" not in logged
 
 
 def test_a_client_that_never_finishes_its_request_head_is_disconnected(webhook):

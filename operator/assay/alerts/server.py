@@ -2,7 +2,7 @@
 
 A delivery is answered only after the rollbacks it asks for landed or failed: 200 only when every matched policy
 shows its last known good route, 503 otherwise (and before the policy index is warm), which Alertmanager retries;
-401 and 400 are not retried by Alertmanager (nothing would change). Logs carry alert names, policy names and
+401, 400 and 413 are not retried by Alertmanager (nothing would change). Logs carry alert names, policy names and
 counts; never annotations (free text) and never the token.
 """
 
@@ -57,7 +57,8 @@ def make_app(
 
     `POST /alerts` with `Authorization: Bearer <token>` and an Alertmanager v4 body answers:
     503 while `ready()` is false (the operator is still listing its policies, or is not the leader), 401 (missing
-    or wrong token), 413 (body over max_body_bytes), 400 `{"error": "<field>: ..."}` (not JSON, not a v4 payload),
+    or wrong token), 413 `{"error": "body: larger than the webhook's limit of 16 MiB ..."}` (body over
+    max_body_bytes; one warning line, nothing else), 400 `{"error": "<field>: ..."}` (not JSON, not a v4 payload),
     503 `{"error": ..., "failed": [...]}` when a matched policy's route is not restored yet (or acting raised),
     or 200 `{"restored": [...], "ignored": {"resolved", "already", "duplicate", "unmatched"}}`.
     `on_matches(matches, received_at)` is awaited before the answer, only when there are matches; `received_at` is
@@ -71,6 +72,7 @@ def make_app(
     if not token:
         raise ValueError("token must not be empty: the webhook would accept anyone's alerts")
     expected = f"Bearer {token}".encode()
+    too_large = f"body: larger than the webhook's limit of {_size(max_body_bytes)}"
 
     async def receive(request: web.Request) -> web.Response:
         received_at = time.monotonic()
@@ -94,7 +96,8 @@ def make_app(
             notification = payload.parse(await transport.read_json(request, limits))
         except web.HTTPRequestEntityTooLarge:
             metrics.ALERTS.labels(outcome="bad_request").inc()
-            return web.json_response({"error": f"body: larger than {max_body_bytes} bytes"}, status=413)
+            logger.warning("Rejected an alert delivery from %s: %s", request.remote, too_large)
+            return web.json_response({"error": too_large}, status=413)
         except payload.PayloadError as exc:
             metrics.ALERTS.labels(outcome="bad_request").inc()
             logger.warning("Rejected an alert delivery: %s", exc)
@@ -215,6 +218,14 @@ def _bearer_matches(presented: str, expected: bytes) -> bool:
         return hmac.compare_digest(normalized.encode(), expected)
     except UnicodeEncodeError:
         return False
+
+
+def _size(limit: int) -> str:
+    """A byte count as the operator's docs spell it: "16 MiB (16777216 bytes)", or "65 bytes"."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit >= scale and limit % scale == 0:
+            return f"{limit // scale} {unit} ({limit} bytes)"
+    return f"{limit} bytes"
 
 
 def _count(**outcomes: int) -> None:

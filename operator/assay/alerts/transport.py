@@ -1,6 +1,7 @@
 """The webhook's HTTP layer, kept apart from what a delivery means (assay.alerts.server): TLS from a mounted
 certificate, a deadline for a client to send its request headers, a deadline for the body, and a depth limit on
-the JSON (the size limit is aiohttp's client_max_size). Every limit answers before any policy is looked at.
+the JSON (the size limit is aiohttp's client_max_size, which the server answers with 413). Every limit answers
+before any policy is looked at.
 
 A connection that has not sent a complete request head within `header_timeout` of opening (or of its last answer,
 when kept alive) is closed: a slow client cannot hold sockets. A body not received within `body_timeout`, or

@@ -183,13 +183,30 @@ async def test_payload_version_other_than_4_is_400(client, operator):
     assert operator.calls == []
 
 
-async def test_body_over_the_limit_is_413_and_does_nothing(client, operator):
+async def test_body_over_the_limit_is_413_naming_the_limit_in_one_log_line(client, operator, caplog):
+    caplog.set_level(logging.DEBUG, logger="assay.alerts")
     huge = notification(alert(DRIFT, annotations={"description": "x" * (65 * 1024)}))
 
     response = await client.post("/alerts", json=huge, headers=AUTH)
 
     assert response.status_code == 413
-    assert response.json()["error"].startswith("body: larger than")
+    assert response.json() == {"error": "body: larger than the webhook's limit of 64 KiB (65536 bytes)"}
+    assert operator.calls == []
+    assert operator.listings == 0
+    assert [record.getMessage() for record in caplog.records] == [
+        "Rejected an alert delivery from 127.0.0.1: body: larger than the webhook's limit of 64 KiB (65536 bytes)"
+    ]
+
+
+async def test_chunked_body_over_the_limit_is_413_too(client, operator):
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit counts what arrives
+        for _ in range(65):
+            yield b" " * 1024
+
+    response = await client.post("/alerts", content=chunks(), headers=AUTH)
+
+    assert response.status_code == 413
+    assert response.json()["error"].startswith("body: larger than the webhook's limit of 64 KiB")
     assert operator.calls == []
 
 
