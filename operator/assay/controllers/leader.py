@@ -14,6 +14,7 @@ import datetime
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -65,6 +66,15 @@ class Elector:
         self._observed_at = 0.0
         self.leading_since: float | None = None
         self.where = f"{settings.namespace}/{settings.name}"
+        self._stopping = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """End `acquire` and `keep` at their next poll (a clean shutdown; the event loop waits for their thread)."""
+        self._stopping.set()
 
     def _api(self) -> client.CoordinationV1Api:
         return client.CoordinationV1Api(kube.api_client())
@@ -148,15 +158,15 @@ class Elector:
             "waiting to lead (Lease %s/%s, identity %s)", self.settings.namespace, self.settings.name, self.identity
         )
         while not self.try_acquire_or_renew():
-            time.sleep(self.settings.retry)
+            if self._stopping.wait(self.settings.retry):
+                return
         self.leading_since = time.monotonic()
         logger.info("leading (Lease %s, identity %s)", self.where, self.identity)
 
     def keep(self) -> None:
         """Renew every `retry` seconds; return (leadership lost) when no renewal succeeded for `renew_deadline`."""
         last = time.monotonic()
-        while True:
-            time.sleep(self.settings.retry)
+        while not self._stopping.wait(self.settings.retry):
             if self.try_acquire_or_renew():
                 last = time.monotonic()
             elif time.monotonic() - last >= self.settings.renew_deadline:
@@ -172,6 +182,7 @@ class Elector:
 def release(elector: Elector) -> None:
     """Hand the Lease back on a clean stop (a rollout, a drain), so a standby takes over at its next poll instead
     of waiting for the Lease to expire. Best effort: an expired Lease is taken over anyway."""
+    elector.stop()
     api = elector._api()
     try:
         lease: Any = api.read_namespaced_lease(

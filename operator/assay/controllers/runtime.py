@@ -100,6 +100,8 @@ async def operate(
     try:
         await _run_kopf(options, stop_flag=stop_flag, ready_flag=ready_flag)
     finally:
+        if elector is not None:
+            elector.stop()  # its renewing thread ends at its next poll, so the loop's executor can shut down
         for task in (keeper, warm):
             if task is not None:
                 task.cancel()
@@ -113,6 +115,8 @@ async def operate(
 
 async def _keep_leading(elector: Any) -> None:
     await asyncio.to_thread(elector.keep)
+    if elector.stopping:
+        return
     metrics.LEADER.set(0)
     logger.error("leadership lost: exiting so this pod restarts as a standby")
     os._exit(3)  # crash-only: never act next to the new leader, not even for the length of a clean shutdown
