@@ -79,6 +79,21 @@ def statistics_status(stats: Mapping[str, Any], money: Mapping[str, Any], *, thr
     return _clean(out)
 
 
+def progress_status(
+    *, evaluated: int, samples: int, controls: int, total: int | None, invalid_lines: int
+) -> dict[str, Any]:
+    """status.progress with every field the schema defaults (a field left out would be filled in by the API
+    server and deleted again by the next write: a status write on every tick of an idle run)."""
+    return {
+        "evaluated": evaluated,
+        "samples": samples,
+        "controls": controls,
+        "total": total or 0,
+        "invalidLines": invalid_lines,
+        "display": f"{evaluated}/{total}" if total else str(evaluated),
+    }
+
+
 def _clean(value: Any) -> Any:
     """Round floats and drop None (status fields are optional; None would delete them in a merge patch)."""
     if isinstance(value, dict):
@@ -252,18 +267,22 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
 
     job_name = current.get("jobName") or manifests.job_name(name)
     job = _read_job(namespace, job_name)
-    if job is None and current.get("phase") != "Running":
-        wire = body.get("spec") or {}
-        job_name = _create_job(body, spec)
+    if current.get("phase") != "Running":
+        # Start the run, or adopt its Job: a status write that lost a race (409) right after the Job was created
+        # is recomputed from a new read, which finds the Job and must still record the run as Running.
+        if job is None:
+            job_name = _create_job(body, spec)
+            events.normal(
+                body, "QualificationStarted", f"Job {job_name}: {spec.candidate.model} vs {spec.baseline.model}"
+            )
         desired.update(
             phase="Running",
             reason="Evaluating",
             message=f"Evaluation Job {job_name} started.",
             jobName=job_name,
-            startedAt=conditions.now(),
-            specHash=manifests.spec_hash(wire),
+            startedAt=current.get("startedAt") or conditions.now(),
+            specHash=manifests.spec_hash(body.get("spec") or {}),
         )
-        events.normal(body, "QualificationStarted", f"Job {job_name}: {spec.candidate.model} vs {spec.baseline.model}")
 
     records_by_shard, shard_statuses = evidence_store.read_evidence_configmaps(kube.core(), namespace, name)
     prefix = sinks.longest_complete_prefix(records_by_shard, spec.execution.parallelism)
@@ -294,15 +313,12 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         candidate_model=spec.candidate.model,
         prices=cost.price_table(spec.pricing),
     )
-    desired["progress"] = _clean(
-        {
-            "evaluated": consumed,
-            "samples": qualification.samples,
-            "controls": qualification.controls,
-            "total": total,
-            "invalidLines": invalid_count or len(invalid_lines),
-            "display": f"{consumed}/{total}" if total else str(consumed),
-        }
+    desired["progress"] = progress_status(
+        evaluated=consumed,
+        samples=qualification.samples,
+        controls=qualification.controls,
+        total=total,
+        invalid_lines=invalid_count or len(invalid_lines),
     )
     desired["statistics"] = statistics_status(stats, money, threshold=settings.null_mean)
     if invalid_lines:
