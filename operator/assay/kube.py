@@ -21,6 +21,9 @@ PLURALS = {"RoutePolicy": "routepolicies", "QualificationRun": "qualificationrun
 _lock = threading.Lock()
 
 
+CONNECTION_POOL_SIZE = 64
+
+
 def load_configuration() -> client.Configuration:
     """Credentials from the in-cluster service account, or else the kubeconfig named by KUBECONFIG (read at
     call time: the client library reads it once at import, which is too early for tests and the demo)."""
@@ -29,6 +32,9 @@ def load_configuration() -> client.Configuration:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    # One shared client serves kopf's worker threads, the route writer's workers and the alert path at once:
+    # a pool smaller than that discards connections and pays a TLS handshake per call under load.
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
     return configuration
 
 

@@ -13,6 +13,7 @@ import datetime
 import itertools
 import os
 import pathlib
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -225,6 +226,7 @@ def _changed_externally(status: dict[str, Any]) -> bool:
 # --- specifications -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(60 + 30 * ROUNDS)  # a round (20 promotions, one alert, 20 rollbacks) takes 5-15 s on 2 cores
 def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_round(
     cluster: Cluster, proxy: tuple[LiteLLMAdminContract, ProxyState], request: pytest.FixtureRequest
 ):
@@ -245,7 +247,9 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
     baseline_aliases = {f"route-{i}": "gpt-big" for i in range(POLICIES)}
     baseline_weights = {**{f"big-{i}": 100 for i in range(POLICIES)}, **{f"small-{i}": 0 for i in range(POLICIES)}}
 
+    promote_seconds, restore_seconds = [], []
     for round_ in range(ROUNDS):
+        started = time.monotonic()
         for name in names:
             cluster.promote(name, round_)
         for name in names:
@@ -253,7 +257,10 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
         assert state.aliases() == {f"route-{i}": "gpt-small" for i in range(POLICIES)}, f"round {round_}"
         assert all(weight == (100 if ref.startswith("small") else 0) for ref, weight in cluster.routes().items())
 
+        promoted = time.monotonic()
         answer = cluster.post(firing(cluster.namespace))
+        restore_seconds.append(time.monotonic() - promoted)
+        promote_seconds.append(promoted - started)
 
         assert answer.status_code == 200, answer.text
         assert sorted(answer.json()["restored"]) == sorted(f"{cluster.namespace}/{n}" for n in names)
@@ -267,6 +274,12 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
 
     time.sleep(3)  # several route check intervals: nothing reads as changed externally afterwards
     assert not any(_changed_externally(cluster.status(name)) for name in names)
+    if ROUNDS:  # for docs/benchmarks.md (run with -s)
+        print(
+            f"\nroute writer, {len(names)} policies x {ROUNDS} rounds: promote-all median "
+            f"{statistics.median(promote_seconds):.2f}s, alert-to-200 (all restored) median "
+            f"{statistics.median(restore_seconds):.2f}s max {max(restore_seconds):.2f}s"
+        )
 
 
 def test_a_failing_gateway_is_retried_until_the_rollback_lands_while_alertmanager_redelivers(
