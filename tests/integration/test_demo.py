@@ -16,7 +16,7 @@ pytestmark = [
 
 
 def test_demo_runs_the_whole_loop(tmp_path, capsys):
-    assert demo.run(samples=250, out=tmp_path / "demo") == 0
+    assert demo.run(samples=400, out=tmp_path / "demo") == 0
     out = capsys.readouterr().out
     assert "Passed (NonInferior)" in out
     assert "Failed (" in out

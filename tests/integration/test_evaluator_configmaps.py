@@ -22,6 +22,7 @@ from assay.evaluator import errors, sinks, sources
 from assay.evaluator import kube as evaluator_kube  # `kube` is the control plane fixture
 from assay.evaluator.shard import evaluate_shard
 from assaylab import simulator
+from assaylab.operator_process import LOOPBACK_EGRESS
 from conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -162,6 +163,7 @@ def test_evaluator_job_writes_evidence_configmaps_for_each_shard(kube, namespace
             "ASSAY_RUN_UID": uid,
             "ASSAY_RUN_SPEC": json.dumps(wire),
             "ASSAY_SHARDS": "2",
+            **LOOPBACK_EGRESS,  # as the operator hands it on to the Job; the simulator listens on loopback
         }
         for index in ("0", "1"):
             done = subprocess.run(
