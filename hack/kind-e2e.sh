@@ -2,7 +2,7 @@
 # End to end on a real cluster: kind + the Helm chart + LiteLLM + the LLM simulator, all in-cluster.
 #   build the image -> kind cluster -> helm install -> LiteLLM (its config in a ConfigMap) and the simulator
 #   -> apply examples/routepolicy-litellm.yaml -> wait for Promoted -> post a drift alert -> wait for RolledBack.
-# Needs docker, kind, kubectl, helm, curl and network access for the image builds. The cluster is kept
+# Needs docker, kind, kubectl, helm, curl, openssl and network access for the image builds. The cluster is kept
 # afterwards (delete it with `kind delete cluster --name assay`); the script is safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ LITELLM_IMAGE="assay-litellm:$LITELLM_VERSION"
 LAB_IMAGE="${IMAGE%:*}-lab:${IMAGE##*:}"
 
 log() { echo "kind-e2e: $*" >&2; }
-for tool in docker kind kubectl helm curl; do
+for tool in docker kind kubectl helm curl openssl; do
   command -v "$tool" >/dev/null || { log "missing '$tool'"; exit 1; }
 done
 in_image() { docker run --rm --entrypoint python "$LAB_IMAGE" -c "$1"; }
@@ -46,9 +46,16 @@ kind load docker-image --name "$CLUSTER" "$IMAGE" "$LAB_IMAGE" "$LITELLM_IMAGE"
 
 log "installing the operator (CRDs first: helm does not upgrade crds/)"
 kubectl apply --server-side -f charts/assay/crds/
+# The webhook's certificate: self-signed, for its Service name and for the NodePort on 127.0.0.1 used below.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=assay-webhook \
+  -addext "subjectAltName=DNS:assay-webhook.$SYSTEM_NS.svc,IP:127.0.0.1" \
+  -keyout "$WORK/webhook.key" -out "$WORK/webhook.crt" 2>/dev/null
+kubectl create namespace "$SYSTEM_NS" --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n "$SYSTEM_NS" create secret tls assay-webhook-tls --cert="$WORK/webhook.crt" --key="$WORK/webhook.key" \
+  --dry-run=client -o yaml | kubectl apply -f -
 helm upgrade --install assay charts/assay --namespace "$SYSTEM_NS" --create-namespace --wait --timeout 5m \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
-  --set service.type=NodePort --set service.webhookNodePort=30843
+  --set service.type=NodePort --set service.webhookNodePort=30843 --set webhook.tls.secretName=assay-webhook-tls
 
 log "starting the LLM simulator and LiteLLM in namespace $NS"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
@@ -132,7 +139,8 @@ log "posting a drift alert to the operator's webhook (NodePort 30843 -> 127.0.0.
 TOKEN=$(kubectl -n "$SYSTEM_NS" get secret assay-webhook -o jsonpath='{.data.token}' | base64 -d)
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LABELS="{\"alertname\": \"LLMRouteQualityDrift\", \"namespace\": \"$NS\", \"route\": \"$ROUTE\", \"severity\": \"warning\"}"
-curl -fsS -X POST http://127.0.0.1:8443/alerts -H "Authorization: Bearer $TOKEN" \
+kubectl -n "$SYSTEM_NS" get secret assay-webhook-tls -o jsonpath='{.data.tls\.crt}' | base64 -d >"$WORK/webhook-ca.crt"
+curl -fsS --cacert "$WORK/webhook-ca.crt" -X POST https://127.0.0.1:8443/alerts -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' --data @- <<EOF
 {"version": "4", "status": "firing", "receiver": "assay", "groupKey": "{}:{alertname=\"LLMRouteQualityDrift\"}",
  "truncatedAlerts": 0, "groupLabels": {"alertname": "LLMRouteQualityDrift"}, "commonLabels": $LABELS,

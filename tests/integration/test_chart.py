@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import os
 import pathlib
+import ssl
 import subprocess
 import sys
 import time
@@ -21,9 +22,11 @@ import httpx
 import pytest
 import yaml
 
+import realparts
+from assay.alerts import transport
 from assay.api import qualificationrun
 from assay.controllers import manifests
-from assaylab import controlplane
+from assaylab import controlplane, tls
 from conftest import wait_for
 from unit.chart import chart_harness
 
@@ -172,11 +175,11 @@ def _service_account_kubeconfig(kube: Any, user: str, path: pathlib.Path) -> pat
     return path
 
 
-def _answers(url: str, *, timeout: float = 60) -> bool:
+def _answers(url: str, *, timeout: float = 60, verify: ssl.SSLContext | bool = True) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
                 return True
         time.sleep(0.3)
     return False
@@ -190,6 +193,7 @@ class ChartOperator:
     webhook_url: str
     metrics_url: str
     webhook_token: str
+    webhook_trust: ssl.SSLContext
     log_path: pathlib.Path
 
 
@@ -198,7 +202,12 @@ def _run_as_the_chart_does(
     kube: Any, helm: pathlib.Path, tmp_path: pathlib.Path, **render_args: Any
 ) -> Iterator[ChartOperator]:
     """Start `python -m assay` with the rendered container's args and plain env, the webhook token in place of
-    its secretKeyRef, ports moved to free loopback ones, and a token of the chart's ServiceAccount."""
+    its secretKeyRef, a self-signed certificate where the chart mounts the TLS Secret, ports moved to free loopback
+    ones, and a token of the chart's ServiceAccount."""
+    made = tls.self_signed(tmp_path)
+    realparts.require("openssl", made, "install openssl (a prerequisite in the README)")
+    assert made is not None
+    cert, key = made
     _, user, docs = _install_rbac(kube, helm, **render_args)
     container = chart_harness.operator_container(docs)
     ports = {flag: controlplane.free_port() for flag in ("--metrics-port", "--webhook-port", "--health-port")}
@@ -210,16 +219,22 @@ def _run_as_the_chart_does(
         args.append(f"{flag}={value}" if value else flag)
     token = "chart-test-webhook-token"
     env = {name: value for name, value in chart_harness.env_of(container).items() if isinstance(value, str)}
+    mount = chart_harness.operator_container(docs)["volumeMounts"]
+    tls_dir = next(m["mountPath"] for m in mount if m["name"] == "webhook-tls")
+    assert (env[transport.ENV_TLS_CERT], env[transport.ENV_TLS_KEY]) == (f"{tls_dir}/tls.crt", f"{tls_dir}/tls.key")
     env |= {
+        transport.ENV_TLS_CERT: str(cert),
+        transport.ENV_TLS_KEY: str(key),
         "ASSAY_WEBHOOK_TOKEN": token,
         "ASSAY_BIND_HOST": "127.0.0.1",
         "KUBECONFIG": str(_service_account_kubeconfig(kube, user, tmp_path / "kubeconfig")),
     }
     running = ChartOperator(
         health_url=f"http://127.0.0.1:{ports['--health-port']}/leader",
-        webhook_url=f"http://127.0.0.1:{ports['--webhook-port']}",
+        webhook_url=f"https://127.0.0.1:{ports['--webhook-port']}",
         metrics_url=f"http://127.0.0.1:{ports['--metrics-port']}/metrics",
         webhook_token=token,
+        webhook_trust=ssl.create_default_context(cafile=str(cert)),
         log_path=tmp_path / "operator.log",
     )
     with running.log_path.open("wb") as log:
@@ -257,7 +272,9 @@ def test_operator_runs_under_the_charts_identity_args_and_env(kube, helm, tmp_pa
     watched = kube.create_namespace("chart-identity-team")
     with _run_as_the_chart_does(kube, helm, tmp_path, set_values=[f"watchNamespaces={{{watched}}}"]) as running:
         assert _answers(running.health_url), running.log_path.read_text()[-3000:]
-        assert _answers(running.webhook_url + "/healthz"), running.log_path.read_text()[-3000:]
+        assert _answers(running.webhook_url + "/healthz", verify=running.webhook_trust), running.log_path.read_text()[
+            -3000:
+        ]
         assert _answers(running.metrics_url)
 
         policy = yaml.safe_load(EXAMPLE.read_text())
@@ -274,9 +291,10 @@ def test_operator_runs_under_the_charts_identity_args_and_env(kube, helm, tmp_pa
         firing = {"status": "firing", "labels": labels, "annotations": {}, "startsAt": "2025-01-01T00:00:00Z"}
         alert = {"version": "4", "status": "firing", "receiver": "assay", "groupKey": "{}", "alerts": [firing]}
         url = running.webhook_url + "/alerts"
-        assert httpx.post(url, json=alert, timeout=10).status_code == 401
+        trust = running.webhook_trust
+        assert httpx.post(url, json=alert, timeout=10, verify=trust).status_code == 401
         bearer = {"Authorization": f"Bearer {running.webhook_token}"}
-        answer = httpx.post(url, json=alert, headers=bearer, timeout=10)
+        answer = httpx.post(url, json=alert, headers=bearer, timeout=10, verify=trust)
         assert answer.status_code == 200, answer.text
         assert answer.json()["ignored"]["unmatched"] == 1
     refused = [line for line in running.log_path.read_text().splitlines() if "forbidden" in line.lower()]
@@ -292,6 +310,8 @@ def test_helm_upgrade_keeps_the_webhook_token_and_the_notes_say_where_the_webhoo
         namespace,
         "--kubeconfig",
         str(kube.kubeconfig),
+        "--set",
+        "webhook.tls.secretName=chart-upgrade-webhook-tls",
     ]
 
     def token() -> str:
@@ -305,7 +325,8 @@ def test_helm_upgrade_keeps_the_webhook_token_and_the_notes_say_where_the_webhoo
         assert token() == first
         assert "REVISION: 2" in upgraded
         for notes in (installed, upgraded):
-            assert f"http://chart-upgrade-assay.{namespace}.svc:8443/alerts" in notes
+            assert f"url: https://chart-upgrade-assay-webhook.{namespace}.svc:8443/alerts" in notes
+            assert "ca_file: /etc/alertmanager/secrets/assay-webhook-ca/ca.crt" in notes
             assert f"kubectl get secret -n {namespace} chart-upgrade-assay-webhook" in notes
             assert "kubectl apply --server-side -f charts/assay/crds/" in notes
     finally:

@@ -109,3 +109,37 @@ cover the evaluator's Role. No get/update on roles or rolebindings, no bind or e
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
 {{- end }}
+
+{{/* "true" when the webhook serves TLS (the default), else empty. */}}
+{{- define "assay.webhookTLS" -}}
+{{- if and .Values.webhook.enabled .Values.webhook.tls.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The kubernetes.io/tls Secret the webhook's certificate and key are mounted from: webhook.tls.secretName, or the one
+cert-manager writes. TLS on without either cannot run (the operator would find no certificate), so it fails here.
+*/}}
+{{- define "assay.webhookTLSSecretName" -}}
+{{- $tls := .Values.webhook.tls }}
+{{- if $tls.secretName }}
+{{- $tls.secretName }}
+{{- else if $tls.certManager.enabled }}
+{{- printf "%s-webhook-tls" (include "assay.fullname" .) }}
+{{- else }}
+{{- fail "webhook.tls.enabled is true but no certificate is given: set webhook.tls.secretName to an existing kubernetes.io/tls Secret (tls.crt, tls.key), or webhook.tls.certManager.enabled=true with webhook.tls.certManager.issuerRef.name, or webhook.tls.enabled=false to serve plain HTTP" }}
+{{- end }}
+{{- end }}
+
+{{/* Where the operator container finds tls.crt and tls.key (read-only). */}}
+{{- define "assay.webhookTLSMountPath" -}}
+/etc/assay/webhook-tls
+{{- end }}
+
+{{/* The DNS names Alertmanager dials: the webhook Service, short and qualified. */}}
+{{- define "assay.webhookDNSNames" -}}
+{{- $service := printf "%s-webhook" (include "assay.fullname" .) -}}
+- {{ $service }}
+- {{ $service }}.{{ .Release.Namespace }}
+- {{ $service }}.{{ .Release.Namespace }}.svc
+- {{ $service }}.{{ .Release.Namespace }}.svc.{{ .Values.webhook.tls.certManager.clusterDomain }}
+{{- end }}

@@ -15,6 +15,8 @@ from assaylab import controlplane
 REPO = pathlib.Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "assay"
 CI_VALUES = {path.stem: path for path in sorted((CHART / "ci").glob("*.yaml"))}
+# The chart's defaults and the one value they lack: the webhook's TLS Secret (without it the render fails).
+DEFAULT_VALUES = (CI_VALUES["default-values"],)
 # hack/testenv.sh builds helm from source, whose built-in default cluster version (v1.20) is older than the
 # chart's kubeVersion; a released helm defaults to its own client-go version. Render for the tested cluster.
 KUBE_VERSION = "1.34.4"
@@ -48,7 +50,7 @@ def template_args(
     *,
     release: str = "assay",
     namespace: str = "assay-system",
-    values_files: Iterable[pathlib.Path] = (),
+    values_files: Iterable[pathlib.Path] = DEFAULT_VALUES,
     set_values: Iterable[str] = (),
     api_versions: Iterable[str] = (),
 ) -> list[str]:
@@ -63,7 +65,8 @@ def template_args(
 
 
 def render(helm: pathlib.Path, **kwargs: Any) -> list[dict[str, Any]]:
-    """`helm template` of the chart (keyword arguments as template_args), parsed; empty documents dropped."""
+    """`helm template` of the chart (keyword arguments as template_args; values_files defaults to DEFAULT_VALUES,
+    `[]` renders the bare defaults), parsed; empty documents dropped."""
     return [doc for doc in yaml.safe_load_all(run_helm(helm, template_args(**kwargs))) if doc]
 
 

@@ -174,6 +174,10 @@ def test_namespaced_mode_starts_the_operator_with_its_namespaces(rendered, defau
         ("webhook.port=70000", "/webhook/port"),
         ("replicas=1", "replicas"),
         ("monitoring.serviceMonitor.enable=true", "enable"),
+        ("webhook.tls.enabled=yes", "/webhook/tls/enabled"),
+        ("webhook.tls.secretName=Not_A_Name", "/webhook/tls/secretName"),
+        ("webhook.tls.certManager.duration=90days", "/webhook/tls/certManager/duration"),
+        ("webhook.tls.certManager.issuer=x", "issuer"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm, assignment, complaint):
