@@ -55,7 +55,8 @@ kubectl -n "$SYSTEM_NS" create secret tls assay-webhook-tls --cert="$WORK/webhoo
   --dry-run=client -o yaml | kubectl apply -f -
 helm upgrade --install assay charts/assay --namespace "$SYSTEM_NS" --create-namespace --wait --timeout 5m \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
-  --set service.type=NodePort --set service.webhookNodePort=30843 --set webhook.tls.secretName=assay-webhook-tls
+  --set service.type=NodePort --set service.webhookNodePort=30843 --set webhook.tls.secretName=assay-webhook-tls \
+  --set webhook.networkPolicy.enabled=false   # the alert below comes from the host via the NodePort, not Alertmanager
 
 log "starting the LLM simulator and LiteLLM in namespace $NS"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
