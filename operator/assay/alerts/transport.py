@@ -1,7 +1,7 @@
 """The webhook's HTTP layer, kept apart from what a delivery means (assay.alerts.server): TLS from a mounted
-certificate, a deadline for a client to send its request headers, a deadline for the body, and a depth limit on
-the JSON (the size limit is aiohttp's client_max_size, which the server answers with 413). Every limit answers
-before any policy is looked at.
+certificate (read again when it is renewed), a deadline for a client to send its request headers, a deadline for
+the body, and a depth limit on the JSON (the size limit is aiohttp's client_max_size, which the server answers
+with 413). Every limit answers before any policy is looked at.
 
 A connection that has not sent a complete request head within `header_timeout` of opening (or of its last answer,
 when kept alive) is closed: a slow client cannot hold sockets. A body not received within `body_timeout`, or
@@ -44,19 +44,86 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def tls_context_from_env(env: dict[str, str] | None = None) -> ssl.SSLContext | None:
+def tls_context_from_env(env: dict[str, str] | None = None, *, recheck: float = 10.0) -> ssl.SSLContext | None:
     """A server TLS context from the certificate and key files the chart mounts from a Secret (tls.crt,
-    tls.key), or None when neither is configured. One without the other is a configuration error."""
+    tls.key), or None when neither is configured. One without the other is a configuration error.
+
+    The files are read again when they change (cert-manager renews the Secret, the kubelet updates the volume in
+    place): a handshake at most `recheck` seconds after the change gets the new certificate, no restart needed."""
     env = dict(os.environ) if env is None else env
     cert, key = env.get(ENV_TLS_CERT, ""), env.get(ENV_TLS_KEY, "")
     if not cert and not key:
         return None
     if not (cert and key):
         raise SystemExit(f"the alert webhook's TLS needs both {ENV_TLS_CERT} and {ENV_TLS_KEY}")
+    return ServingCertificate(cert, key, recheck=recheck).context
+
+
+def _server_context(cert: str, key: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
+
+
+class ServingCertificate:
+    """The webhook's certificate and key files, reloaded when they change on disk.
+
+    `context` is what the server listens with; its SNI hook, run on every client hello, looks at the files (at most
+    every `recheck` seconds) and hands the handshake the newest context that loaded. A replacement that does not
+    load (a key that does not match, a half-written file) is logged once and the current certificate kept.
+    """
+
+    def __init__(
+        self, cert: str, key: str, *, recheck: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.cert, self.key = cert, key
+        self._recheck, self._clock = recheck, clock
+        self._stamp = self._stamp_now()
+        self._refused: tuple[Any, ...] | None = None
+        self._checked = clock()
+        self.context = self._current = _server_context(cert, key)
+        self.context.sni_callback = self._on_hello
+
+    def current(self) -> ssl.SSLContext:
+        """The newest context that loaded, after looking at the files if `recheck` has passed."""
+        now = self._clock()
+        if now - self._checked >= self._recheck:
+            self._checked = now
+            self._reload_if_changed()
+        return self._current
+
+    def _on_hello(self, connection: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+        newest = self.current()
+        if newest is not context:
+            connection.context = newest
+
+    def _stamp_now(self) -> tuple[Any, ...]:
+        # stat follows the Secret volume's symlinks, so a swapped ..data directory shows as a new inode.
+        stamps: list[Any] = []
+        for path in (self.cert, self.key):
+            try:
+                found = os.stat(path)
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((found.st_ino, found.st_mtime_ns, found.st_size))
+        return tuple(stamps)
+
+    def _reload_if_changed(self) -> None:
+        stamp = self._stamp_now()
+        if stamp == self._stamp or stamp == self._refused:
+            return
+        try:
+            context = _server_context(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            self._refused = stamp
+            logger.warning(
+                "Keeping the webhook's current TLS certificate: %s or %s does not load (%s)", self.cert, self.key, exc
+            )
+            return
+        self._stamp, self._refused, self._current = stamp, None, context
+        logger.info("The webhook's TLS certificate changed on disk; new connections get it (%s)", self.cert)
 
 
 async def read_json(request: web.Request, limits: Limits) -> Any:

@@ -153,3 +153,58 @@ def test_tls_needs_both_the_certificate_and_the_key():
     assert transport.tls_context_from_env({}) is None
     with pytest.raises(SystemExit, match=transport.ENV_TLS_KEY):
         transport.tls_context_from_env({transport.ENV_TLS_CERT: "/tls/tls.crt"})
+
+
+def _secret_volume(root: pathlib.Path, made: tuple[pathlib.Path, pathlib.Path]) -> tuple[pathlib.Path, pathlib.Path]:
+    """A directory laid out as the kubelet lays out a Secret volume: tls.crt and tls.key are symlinks through
+    `..data`, which an update points at a new timestamped directory in one rename."""
+    version = root / f"..{made[0].parent.name}"
+    version.mkdir()
+    for source in made:
+        (version / source.name).write_bytes(source.read_bytes())
+    (root / "..data_tmp").symlink_to(version.name)
+    (root / "..data_tmp").rename(root / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(f"..data/{name}")
+    return root / "tls.crt", root / "tls.key"
+
+
+async def _served_by(port: int, trusted: pathlib.Path) -> bool:
+    """Whether a client trusting only `trusted` completes a TLS request to the webhook."""
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(trusted))) as client:
+        try:
+            return (await client.get(f"https://127.0.0.1:{port}/healthz")).status_code == 200
+        except httpx.ConnectError:
+            return False
+
+
+async def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="assay.alerts")
+    first, renewed, mismatched = (tmp_path / name for name in ("first", "renewed", "mismatched"))
+    for directory in (first, renewed, mismatched):
+        directory.mkdir()
+        made = tls.self_signed(directory)
+        realparts.require("openssl", made, "install openssl (a prerequisite in the README)")
+    (mismatched / "tls.key").write_bytes((first / "tls.key").read_bytes())  # not its own key
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    cert, key = _secret_volume(volume, (first / "tls.crt", first / "tls.key"))
+    env = {transport.ENV_TLS_CERT: str(cert), transport.ENV_TLS_KEY: str(key)}
+    runner, port = await _start(Recorder(), ssl_context=transport.tls_context_from_env(env, recheck=0))
+    try:
+        assert await _served_by(port, first / "tls.crt")
+
+        _secret_volume(volume, (renewed / "tls.crt", renewed / "tls.key"))
+        assert await _served_by(port, renewed / "tls.crt")
+        assert not await _served_by(port, first / "tls.crt")
+
+        # A certificate with someone else's key does not load: the renewed one stays, and one line says so.
+        _secret_volume(volume, (mismatched / "tls.crt", mismatched / "tls.key"))
+        assert await _served_by(port, renewed / "tls.crt")
+        assert await _served_by(port, renewed / "tls.crt")
+    finally:
+        await runner.cleanup()
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("certificate changed on disk" in message for message in messages) == 1
+    assert sum("Keeping the webhook's current TLS certificate" in message for message in messages) == 1
