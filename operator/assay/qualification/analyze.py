@@ -56,6 +56,7 @@ def summary(file: str, result: decision.Decision) -> dict[str, Any]:
         "length_ratio",
         "length_controlled_estimate",
         "length_controlled_lower",
+        "length_controlled_upper",
         "format_pass_rate_baseline",
         "format_pass_rate_candidate",
         "judge_calls_made",
@@ -85,8 +86,9 @@ def render(file: str, result: decision.Decision) -> str:
         f"  swap consistency {_number(s['swap_consistency'])}, control catch rate {_number(s['control_catch_rate'])}, "
         f"tie rate {_number(s['tie_rate'])}, agreement rate {_number(s['agreement_rate'])}",
         f"  length ratio {_number(s['length_ratio'], 2)}, length-controlled estimate "
-        f"{_number(s['length_controlled_estimate'])} (lower {_number(s['length_controlled_lower'])}), format pass "
-        f"rate baseline {_number(s['format_pass_rate_baseline'])} candidate {_number(s['format_pass_rate_candidate'])}",
+        f"{_number(s['length_controlled_estimate'])} (bounds [{_number(s['length_controlled_lower'])}, "
+        f"{_number(s['length_controlled_upper'])}]), format pass rate baseline "
+        f"{_number(s['format_pass_rate_baseline'])} candidate {_number(s['format_pass_rate_candidate'])}",
         f"  judge calls {s['judge_calls_made']} made, {s['judge_calls_saved']} saved",
     ]
     return "\n".join(lines)

@@ -44,12 +44,16 @@ is taken at the first record that settles it. What settles it, in the order it i
      promotion (an intersection-union test: each of the two tests is valid on its own, so requiring both
      keeps alpha); it spends only part of alpha/K because the logistic model is an approximation, and a
      length bias of another shape leaves the fit a small residual bias, which the rest absorbs. The
-     guardrail holds from the first look that clears and is violated if the last look does not.
+     guardrail holds from the first look that clears. At the last look a bound that still does not clear
+     is violated (LengthBiased) only when the upper bound at the same level is below m0 too (evidence that
+     the quality at equal length is below the margin); a bound that straddles m0 leaves the run Inconclusive
+     (LengthUnresolved): an equal candidate is not accused of being preferred for length for want of pairs.
    The length, format and repeat guardrails are not applicable when no pair carries lengths, format checks or
    fingerprints.
 4. End of evidence (`finish`) or `max_samples` non-control pairs, undecided: Inconclusive, with the reason
    InsufficientControls / InsufficientJudgedPairs (statistically passed, a judge guardrail unresolved),
-   InsufficientSamples (passed before `min_samples` and the evidence ended), MaxSamplesReached or
+   InsufficientSamples (passed before `min_samples` and the evidence ended), LengthUnresolved (statistically
+   passed, the length-controlled bounds straddle m0 at the last look), MaxSamplesReached or
    EvidenceExhausted. Exception: a judge whose control catch rate is known to be too low fails the run with
    JudgeInsensitive, also when the statistical fail of step 2 came from it: it cannot certify anything.
 
@@ -497,8 +501,16 @@ class Qualification:
         for guardrail in (fmt, repeat, length):
             if guardrail.status == "violated":
                 return self._decide("failed", guardrail.reason, self._guardrail_message(guardrail))
-        if length.status == "insufficient":
+        if length.status == "insufficient" and not final:
             return None
+        if length.status == "insufficient":
+            message = (
+                f"The raw test passed but the length-controlled bounds [{_number(length.lower)}, "
+                f"{_number(length.upper)}] still straddle {length.limit:.3f} after {length.evidence} pairs with "
+                f"lengths ({self._ending()}): it is not shown whether the judge prefers the candidate or its "
+                "length. More samples (a larger maxSamples) would settle it."
+            )
+            return self._decide("inconclusive", length.reason, message)
         test, m0 = self.test, self.settings.null_mean
         message = (
             f"The candidate is non-inferior within margin {self.settings.margin:g}: its lower confidence bound "
@@ -549,7 +561,8 @@ class Qualification:
             f"{guardrail.evidence} judged pairs: its upper confidence bound {_number(guardrail.upper)} is below "
             f"{guardrail.limit}, so its verdicts are order noise.",
             "LengthBiased": f"The candidate writes {self.length_ratio or 0:.2f}x as long and its length-controlled "
-            f"lower bound {value} does not clear {guardrail.limit:.3f}: the preference may be for length.",
+            f"bounds [{value}, {_number(guardrail.upper)}] are below {guardrail.limit:.3f} after "
+            f"{guardrail.evidence} pairs: the raw test passed, but the judge preferred length, not quality.",
             "FormatRegression": f"The candidate's format pass rate falls below the baseline's by {value}, more "
             f"than the tolerance {guardrail.limit}.",
             "PromptIndependent": f"The candidate repeats a near-identical answer across different prompts in "
@@ -608,19 +621,29 @@ class Qualification:
         return control, swap, self._length_state(final=final), fmt, repeat
 
     def _length_state(self, *, final: bool) -> GuardrailResult:
+        """The length guardrail: ok from the first look whose lower bound clears m0; at the last look (final),
+        violated only if the upper bound is below m0 too, else still insufficient (LengthUnresolved)."""
         pairs, m0 = len(self.length_scores), self.settings.null_mean
         if not pairs:
             return GuardrailResult("length", "not_applicable", "LengthBiased", None, m0, 0)
-        lower = None if self._length_look is None else self._length_look.lower
+        look = self._length_look
+        lower, upper = (None, None) if look is None else (look.lower, look.upper)
         if self._length_cleared_at is not None:
-            return GuardrailResult("length", "ok", "LengthBiased", lower, m0, pairs, settled_at=self._length_cleared_at)
+            return GuardrailResult(
+                "length", "ok", "LengthBiased", lower, m0, pairs, lower, upper, self._length_cleared_at
+            )
         if not final:
-            return GuardrailResult("length", "insufficient", "LengthBiased", lower, m0, pairs)
+            return GuardrailResult("length", "insufficient", "LengthUnresolved", lower, m0, pairs, lower, upper)
         if self._length_final is None:
             self._length_final = self._fit_length()  # the last look, taken once when the evidence ends
         fit = self._length_final
-        status: GuardrailStatus = "ok" if fit.lower > m0 else "violated"
-        return GuardrailResult("length", status, "LengthBiased", fit.lower, m0, pairs, settled_at=self.records)
+        if fit.lower > m0 or fit.upper < m0:
+            # Below m0 as a whole: evidence that the quality at equal length is below the margin.
+            status: GuardrailStatus = "ok" if fit.lower > m0 else "violated"
+            return GuardrailResult(
+                "length", status, "LengthBiased", fit.lower, m0, pairs, fit.lower, fit.upper, self.records
+            )
+        return GuardrailResult("length", "insufficient", "LengthUnresolved", fit.lower, m0, pairs, fit.lower, fit.upper)
 
     @property
     def format_rates(self) -> tuple[float | None, float | None]:
@@ -688,6 +711,7 @@ class Qualification:
             "length_pairs": len(self.length_scores),
             "length_controlled_estimate": None if fit is None else fit.estimate,
             "length_controlled_lower": None if fit is None else fit.lower,
+            "length_controlled_upper": None if fit is None else fit.upper,
             "length_effect": None if fit is None else fit.effect,
             "length_controlled_level": self.length_level,
             "repeat_share": self.repeats.rate,

@@ -36,9 +36,9 @@ Matrix = list[list[float]]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LengthControlled:
-    """The estimate at equal length and its lower bound; the length effect (the mean score minus the estimate
-    at equal length, both from the model) and its upper bound; the fitted length slope and difficulty
-    coefficient. Bounds are one-sided at the level asked for."""
+    """The estimate at equal length and its lower and upper bounds; the length effect (the mean score minus the
+    estimate at equal length, both from the model) and its upper bound; the fitted length slope and difficulty
+    coefficient. Bounds are one-sided at the level asked for (each of `lower` and `upper` at that level)."""
 
     estimate: float
     lower: float
@@ -47,6 +47,7 @@ class LengthControlled:
     difficulty: float = 0.0
     effect: float = 0.0
     effect_upper: float = 0.0
+    upper: float = 1.0
 
 
 def _sigmoid(z: float) -> float:
@@ -161,7 +162,7 @@ def length_controlled(
     ridge: float = DEFAULT_RIDGE,
     difficulty: bool = True,
 ) -> LengthControlled:
-    """The length-controlled estimate of the mean score and its one-sided lower bound at `level`.
+    """The length-controlled estimate of the mean score and its one-sided lower and upper bounds at `level`.
 
     The three sequences are aligned, one entry per pair (controls and pairs without lengths left out).
     `difficulty=False` drops the difficulty term (the minimal intercept + length model).
@@ -212,9 +213,10 @@ def length_controlled(
     grad = [statistics.fmean(slope_equal), 0.0, statistics.fmean(w * zi for w, zi in zip(slope_equal, z, strict=True))]
     direction = _solve(hessian, grad)
     if direction is None or not 0.0 < estimate < 1.0:
-        return LengthControlled(estimate, 0.0, b, n, g, effect, effect_upper)
+        return LengthControlled(estimate, 0.0, b, n, g, effect, effect_upper, 1.0)
     variance = sum(direction[i] * meat[i][j] * direction[j] for i in range(3) for j in range(3))
     logit_se = math.sqrt(max(variance, 0.0)) / (estimate * (1.0 - estimate))
     logit = math.log(estimate / (1.0 - estimate))
     lower = _sigmoid(logit - quantile * logit_se)
-    return LengthControlled(estimate, lower, b, n, g, effect, effect_upper)
+    upper = _sigmoid(logit + quantile * logit_se)
+    return LengthControlled(estimate, lower, b, n, g, effect, effect_upper, upper)

@@ -128,6 +128,11 @@ def rate_crossing(hits: np.ndarray, counted: np.ndarray, *, m: float, level: flo
 
 def length_lower_bounds(pairs: Pairs, upto: int, *, level: float, ridge: float) -> np.ndarray:
     """Per run, the length-controlled lower bound over its first `upto` pairs, as `length_control` has it."""
+    return length_bounds(pairs, upto, level=level, ridge=ridge)[0]
+
+
+def length_bounds(pairs: Pairs, upto: int, *, level: float, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the length-controlled (lower, upper) bounds over its first `upto` pairs, as `length_control`."""
     assert pairs.chars_baseline is not None and pairs.chars_candidate is not None
     base = pairs.chars_baseline[:, :upto]
     diff = pairs.chars_candidate[:, :upto] - base
@@ -158,7 +163,8 @@ def length_lower_bounds(pairs: Pairs, upto: int, *, level: float, ridge: float) 
     variance = np.einsum("rk,rkl,rl->r", direction, meat, direction)
     logit_se = np.sqrt(np.maximum(variance, 0)) / (estimate * (1 - estimate))
     quantile = statistics.NormalDist().inv_cdf(1 - level)
-    return 1 / (1 + np.exp(-(np.log(estimate / (1 - estimate)) - quantile * logit_se)))
+    logit = np.log(estimate / (1 - estimate))
+    return 1 / (1 + np.exp(-(logit - quantile * logit_se))), 1 / (1 + np.exp(-(logit + quantile * logit_se)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +240,7 @@ def decide(pairs: Pairs, settings: decision.TestSettings) -> Outcome:
 
     cleared = np.full(runs, NEVER)
     final_ok = np.ones(runs, dtype=bool)
+    final_bad = np.zeros(runs, dtype=bool)  # the last look's upper bound is below m0 too
     if pairs.chars_baseline is not None:
         for look in settings.length_looks:
             if look > horizon:
@@ -246,10 +253,11 @@ def decide(pairs: Pairs, settings: decision.TestSettings) -> Outcome:
                 cleared[np.flatnonzero(todo)[lower > m0]] = look
         todo = going & (cleared == NEVER)
         if todo.any():
-            lower = length_lower_bounds(
+            lower, upper = length_bounds(
                 _rows(pairs, todo), horizon, level=settings.length_level, ridge=settings.length_ridge
             )
             final_ok[np.flatnonzero(todo)] = lower > m0
+            final_bad[np.flatnonzero(todo)] = upper < m0
     else:
         cleared = np.ones(runs, dtype=np.int64)
     length_at = np.maximum(ready, cleared)
@@ -266,8 +274,9 @@ def decide(pairs: Pairs, settings: decision.TestSettings) -> Outcome:
     final = going & ~passed
     verdict[final & final_ok] = PASSED
     reason[final & final_ok] = "NonInferior"
-    verdict[final & ~final_ok] = FAILED
-    reason[final & ~final_ok] = "LengthBiased"
+    verdict[final & final_bad] = FAILED
+    reason[final & final_bad] = "LengthBiased"
+    reason[final & ~final_ok & ~final_bad] = "LengthUnresolved"  # Inconclusive: the bounds straddle m0
     samples[final] = horizon
     return Outcome(verdict, samples, reason)
 

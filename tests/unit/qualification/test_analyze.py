@@ -63,6 +63,20 @@ def test_json_lines_carry_the_decision_of_each_file(good, worse):
     assert lines[1]["upper"] == pytest.approx(recomputed.stats["upper"])
 
 
+def test_a_length_unresolved_run_is_recomputed_exactly(tmp_path):
+    """An equal candidate whose length-controlled bounds straddle the bar when maxSamples is reached."""
+    scenario = simulate.Scenario(mu=0.5, control_rate=0.1)
+    path = write_evidence(tmp_path / "unresolved.jsonl", scenario, n=330, seed=25)
+    _, out, _ = run(str(path), "--json", "--max-samples", "300")
+    entry = json.loads(out)
+    recomputed = decision.decide(
+        simulate.simulate_evidence(330, scenario, seed=25), decision.TestSettings(max_samples=300)
+    )
+    assert (entry["decision"], entry["reason"]) == ("inconclusive", "LengthUnresolved")
+    assert entry["stats"] == json.loads(json.dumps(recomputed.stats))
+    assert entry["length_controlled_lower"] < 0.45 < entry["length_controlled_upper"]
+
+
 def test_settings_flags_reach_the_decision(good):
     _, out, _ = run(str(good), "--json", "--candidates", "4", "--margin", "0.1", "--min-samples", "80")
     entry = json.loads(out)

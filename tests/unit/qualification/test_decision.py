@@ -58,7 +58,8 @@ def test_sound_judge_and_good_candidate_pass_with_every_guardrail_holding():
             "FormatRegression",
             "format",
         ),
-        (simulate.Scenario(mu=0.45, control_rate=0.1, length_ratio=1.4, length_bias=0.6), "LengthBiased", "length"),
+        # Worse than the margin at equal length, preferred for its length: the raw test passes, the fit does not.
+        (simulate.Scenario(mu=0.35, control_rate=0.1, length_ratio=1.4, length_bias=0.6), "LengthBiased", "length"),
     ],
 )
 def test_each_guardrail_vetoes_its_own_case_and_no_other_guardrail_fires(scenario, reason, vetoing):
@@ -96,6 +97,32 @@ def test_length_guardrail_applies_at_every_ratio_and_reports_the_fit():
     assert longer.stats["length_ratio"] > 1.3
     assert longer.stats["length_controlled_lower"] > 0.45
     assert longer.stats["samples"] >= 50  # the first look at the length-controlled fit
+
+
+def test_a_candidate_preferred_for_length_fails_length_biased_only_with_its_upper_bound_below_the_margin():
+    worse = run(simulate.Scenario(mu=0.35, control_rate=0.1, length_ratio=1.4, length_bias=0.6))
+    assert (worse.verdict, worse.reason) == ("failed", "LengthBiased")
+    length = next(g for g in worse.stats["guardrails"] if g["name"] == "length")
+    assert length["status"] == "violated" and length["upper"] < 0.45
+    assert worse.stats["length_controlled_upper"] < 0.45
+    assert "preferred length" in worse.message
+
+
+def test_a_margin_candidate_preferred_for_length_is_inconclusive_not_promoted():
+    results = decisions(simulate.Scenario(mu=0.45, control_rate=0.1, length_ratio=1.4, length_bias=0.6), runs=6)
+    assert {(r.verdict, r.reason) for r in results} == {("inconclusive", "LengthUnresolved")}
+
+
+def test_an_equal_candidate_whose_length_bounds_straddle_the_margin_at_the_end_is_inconclusive():
+    """The demo's case: equal quality, equal length, too few pairs for the length-controlled bound."""
+    result = run(simulate.Scenario(mu=0.5, control_rate=0.1), seed=25, n=330, max_samples=300)
+    assert (result.verdict, result.reason) == ("inconclusive", "LengthUnresolved")
+    assert result.stats["crossed_at"] is not None  # the raw test passed
+    length = next(g for g in result.stats["guardrails"] if g["name"] == "length")
+    assert length["status"] == "insufficient"
+    assert length["lower"] < 0.45 < length["upper"]
+    assert "raw test passed" in result.message and "straddle 0.450" in result.message
+    assert "More samples" in result.message
 
 
 # -- the statistical decision ----------------------------------------------------------------------------

@@ -79,11 +79,11 @@ def test_without_length_differences_the_estimate_is_the_mean():
     assert fit.slope == 0.0 and fit.effect == pytest.approx(0.0)
 
 
-def test_the_bound_is_deterministic_and_below_the_estimate():
+def test_the_bounds_are_deterministic_and_either_side_of_the_estimate():
     base, cand, scores = logistic_pairs(300, intercept=0.0, slope=1.0, seed=4)
     first = length_control.length_controlled(base, cand, scores, level=0.01)
     assert first == length_control.length_controlled(base, cand, scores, level=0.01)
-    assert first.lower < first.estimate
+    assert first.lower < first.estimate < first.upper
 
 
 def test_the_bound_covers_the_length_controlled_mean_at_its_level():
@@ -91,6 +91,14 @@ def test_the_bound_covers_the_length_controlled_mean_at_its_level():
     for seed in range(200):
         base, cand, scores = logistic_pairs(300, intercept=0.0, slope=0.8, ratio=1.2, seed=100 + seed)
         misses += length_control.length_controlled(base, cand, scores, level=0.05).lower > 0.5
+    assert misses / 200 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
+
+
+def test_the_upper_bound_covers_the_length_controlled_mean_at_its_level():
+    misses = 0
+    for seed in range(200):
+        base, cand, scores = logistic_pairs(300, intercept=0.0, slope=0.8, ratio=1.2, seed=100 + seed)
+        misses += length_control.length_controlled(base, cand, scores, level=0.05).upper < 0.5
     assert misses / 200 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
 
 
