@@ -182,5 +182,12 @@ async def _run_kopf(
 
 def run(options: OperatorOptions) -> None:
     """The blocking entry point of `assay operator`."""
-    kopf.configure(verbose=False)
+    root = logging.getLogger()
+    level, earlier = root.level, list(root.handlers)
+    # kopf installs its own root handler (with the object's namespace/name as a prefix) and resets the level:
+    # keep its handler alone, so every line is written once, and the level the CLI set (ASSAY_LOG_LEVEL).
+    kopf.configure(verbose=False, log_prefix=True)
+    for handler in earlier:
+        root.removeHandler(handler)
+    root.setLevel(level)
     asyncio.run(operate(options))
