@@ -166,7 +166,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def operator_process(kube: Kube, log_dir: pathlib.Path) -> Iterator[OperatorProcess]:
+def operator_process(kube: Kube, log_dir: pathlib.Path, **env: str) -> Iterator[OperatorProcess]:
     """`assay operator` as a process against the test control plane, with its alert webhook; stopped on exit.
 
     The session's in-process operator (tests/conftest.py `operator`) watches every namespace: next to it the
@@ -179,6 +179,7 @@ def operator_process(kube: Kube, log_dir: pathlib.Path) -> Iterator[OperatorProc
         reconcile_interval=0.5,
         webhook_port=controlplane.free_port(),
         webhook_token=TOKEN,
+        extra_env=env,
     ).start()
     try:
         yield running

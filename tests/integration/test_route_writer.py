@@ -191,7 +191,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def operator(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    with operator_process(kube, tmp_path_factory.mktemp("operator")) as running:
+    # Idle policies re-checked every second: a deleted dataset ConfigMap shows as Ready=False within the test.
+    with operator_process(kube, tmp_path_factory.mktemp("operator"), ASSAY_IDLE_RESYNC_INTERVAL="1") as running:
         yield running
 
 

@@ -7,7 +7,6 @@ the operator at any point therefore converges to the same verdict.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,10 +15,9 @@ from kubernetes import client
 
 from assay import kube, metrics
 from assay.api import qualificationrun
-from assay.controllers import Logger, conditions, events, manifests, references, status
+from assay.controllers import Logger, conditions, events, manifests, references, run_evidence, status
 from assay.evaluator import kube as evidence_store
-from assay.evaluator import sinks
-from assay.qualification import cost, decision, evidence
+from assay.qualification import cost, decision
 
 KIND = "QualificationRun"
 FINAL_PHASES = frozenset({"Passed", "Failed", "Inconclusive", "Error"})
@@ -220,12 +218,77 @@ def _replace_lost_job(
     events.warning(body, "JobRecreated", message)
 
 
+# The evidence of each run still deciding, read incrementally (assay.controllers.run_evidence).
+EVIDENCE = run_evidence.EvidenceCache()
+
+
+def _read_evidence(
+    meta: Mapping[str, Any], spec: qualificationrun.QualificationRunSpec, settings: decision.TestSettings
+) -> tuple[run_evidence.RunEvidence, dict[int, dict[str, Any]]]:
+    """The run's test state fed with every record of the complete prefix, reading only chunks not read before;
+    and the shards' statuses."""
+    core, namespace, name = kube.core(), meta["namespace"], meta["name"]
+    listing = evidence_store.list_run_config_maps(core, namespace, name)
+    by_name = {item.name: item for item in listing}
+    run, unread = EVIDENCE.state(
+        meta["uid"],
+        settings=settings,
+        shards=spec.execution.parallelism,
+        source=name,
+        listed={item.name: item.version for item in listing if item.kind == evidence_store.KIND_EVIDENCE},
+    )
+    chunks = []
+    for chunk_name in unread:
+        item = by_name[chunk_name]
+        records = evidence_store.read_run_config_map(core, namespace, item)
+        if records is not None:  # gone since the listing: the next tick sees that
+            chunks.append(run_evidence.Chunk(item.name, item.version, item.shard, records))
+    run.add(chunks)
+    statuses = run.shard_statuses(
+        [(i.name, i.version, i.shard) for i in listing if i.kind == evidence_store.KIND_SHARD_STATUS],
+        read=lambda status_name: evidence_store.read_run_config_map(core, namespace, by_name[status_name]),
+    )
+    return run, statuses
+
+
+# The phase each run was last seen in (from the watch), to notice a change: one short string per run.
+_seen_phase: dict[str, str | None] = {}
+
+
+def phase_change(event_type: str | None, body: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """The owning policy (namespace, name, uid) when this watch event shows the run in a new phase; None for
+    the first sight of a run (a start lists every run; the policies' own resume handlers cover that), for an
+    unchanged phase and for deletions."""
+    meta = body.get("metadata") or {}
+    uid = meta.get("uid")
+    if not uid:
+        return None
+    if event_type == "DELETED":
+        _seen_phase.pop(uid, None)
+        EVIDENCE.forget(uid)
+        return None
+    phase = (body.get("status") or {}).get("phase")
+    known = uid in _seen_phase
+    previous = _seen_phase.get(uid)
+    _seen_phase[uid] = phase
+    if not known or previous == phase:
+        return None
+    owner = next(
+        (ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "RoutePolicy" and ref.get("uid")),
+        None,
+    )
+    if owner is None:
+        return None
+    return str(meta.get("namespace")), str(owner["name"]), str(owner["uid"])
+
+
 def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
     """Bring one QualificationRun forward. Safe to call at any time; a decided run is left alone."""
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     current: dict[str, Any] = dict(body.get("status") or {})
     if current.get("phase") in FINAL_PHASES:
+        EVIDENCE.forget(meta["uid"])
         if current.get("jobName") and current.get("phase") != "Error":
             _delete_job(namespace, current["jobName"])  # converge if the operator died between verdict and stop
         return
@@ -284,15 +347,10 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
             specHash=manifests.spec_hash(body.get("spec") or {}),
         )
 
-    records_by_shard, shard_statuses = evidence_store.read_evidence_configmaps(kube.core(), namespace, name)
-    prefix = sinks.longest_complete_prefix(records_by_shard, spec.execution.parallelism)
     settings = test_settings(spec)
-    qualification = decision.Qualification(settings)
-    verdict: decision.Decision | None = None
-    for record in prefix:
-        verdict = qualification.add(evidence.parse_line(json.dumps(record), line_no=record["seq"], source=name))
-        if verdict is not None:
-            break
+    run, shard_statuses = _read_evidence(meta, spec, settings)
+    qualification = run.qualification
+    verdict = qualification.decision
 
     invalid_lines, invalid_count, shard_error, shard_error_reason = _shard_problems(shard_statuses)
     job_state = _job_state(job)
@@ -302,13 +360,13 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         and all(s.get("done") for s in shard_statuses.values())
     )
     if verdict is None and (job_state == "Complete" or all_done) and not shard_error:
-        verdict = qualification.finish()  # the evidence ended before the test decided
+        verdict = run.finish()  # the evidence ended before the test decided
 
     stats = verdict.stats if verdict is not None else qualification.stats()
     consumed = qualification.records
     total = sum(int(s.get("positions") or 0) for s in shard_statuses.values()) or None
     money = cost.per_request(
-        prefix[:consumed],
+        run.consumed,
         baseline_model=spec.baseline.model,
         candidate_model=spec.candidate.model,
         prices=cost.price_table(spec.pricing),

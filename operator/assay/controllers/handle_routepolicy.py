@@ -136,6 +136,17 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         handle_route.submit({**body, "status": desired})
 
 
+def in_flight(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the policy needs periodic reconciles (assay.promotion.machine.in_flight); a spec that does not
+    parse keeps them."""
+    try:
+        parsed = routepolicy.RoutePolicySpec.model_validate(dict(spec or {}))
+        state = machine.Status.model_validate(dict(status or {}))
+    except pydantic.ValidationError:
+        return True
+    return machine.in_flight(state, parsed)
+
+
 def _route_backends(spec: routepolicy.RoutePolicySpec, namespace: str) -> list[str] | None:
     gateway = factory.for_policy(spec, namespace=namespace, api_client=kube.api_client())
     return gateway.backend_names() if isinstance(gateway, weighted_route.WeightedRouteGateway) else None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -16,6 +18,9 @@ KOPF_PREFIX = f"kopf.{GROUP}"
 # How often every object is reconciled even when nothing changed (level-based: it notices missing Secrets
 # that appeared, Jobs that progressed, routes edited by hand).
 RECONCILE_INTERVAL = float(os.environ.get("ASSAY_RECONCILE_INTERVAL", "10"))
+# Idle policies (nothing in flight, assay.promotion.machine.in_flight) are reconciled on events, and re-checked
+# only this rarely: a Secret or ConfigMap they reference may be deleted without an event assay sees.
+IDLE_RESYNC_INTERVAL = float(os.environ.get("ASSAY_IDLE_RESYNC_INTERVAL", "600"))
 
 
 @kopf.on.startup()
@@ -54,7 +59,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     )
 
 
-def _guarded(kind: str, uid: str, fn: Any, body: kopf.Body, logger: Logger) -> None:
+def _guarded(kind: str, uid: str, fn: Any, body: Mapping[str, Any], logger: Logger) -> None:
     """Reconcile one object under its lock (never awaited without a timeout), from a fresh read; a status write
     that lost a race (409) is recomputed from a new read."""
     meta = body["metadata"]
@@ -81,8 +86,23 @@ def routepolicy_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> 
     _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
 
 
-@kopf.timer(GROUP, VERSION, "routepolicies", interval=RECONCILE_INTERVAL, sharp=False)
+def _policy_in_flight(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    """Only policies with work under way tick (assay.promotion.machine.in_flight); kopf stops an idle policy's
+    timer and starts it again when an event makes the policy in flight."""
+    return handle_routepolicy.in_flight(spec, status)
+
+
+@kopf.timer(GROUP, VERSION, "routepolicies", interval=RECONCILE_INTERVAL, sharp=False, when=_policy_in_flight)
 def routepolicy_tick(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
+    _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
+
+
+def _policy_idle(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return not handle_routepolicy.in_flight(spec, status)
+
+
+@kopf.timer(GROUP, VERSION, "routepolicies", interval=IDLE_RESYNC_INTERVAL, sharp=False, when=_policy_idle)
+def routepolicy_resync(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     _guarded("RoutePolicy", uid, handle_routepolicy.reconcile, body, logger)
 
 
@@ -107,6 +127,27 @@ def routepolicy_deleted(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> 
 @kopf.on.create(GROUP, VERSION, "qualificationruns")
 def qualificationrun_changed(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> None:
     _guarded("QualificationRun", uid, handle_qualificationrun.reconcile, body, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "qualificationruns")
+async def qualificationrun_event(event: kopf.RawEvent, body: kopf.Body, logger: Logger, **_: Any) -> None:
+    """A run that changed phase (a verdict, a start) has its policy reconciled at once, so an idle policy needs
+    no timer to learn a verdict. Best effort: a policy still qualifying also ticks."""
+    owner = handle_qualificationrun.phase_change(event.get("type"), body)
+    if owner is None:
+        return
+    namespace, name, uid = owner
+    try:
+        await asyncio.to_thread(
+            _guarded,
+            "RoutePolicy",
+            uid,
+            handle_routepolicy.reconcile,
+            {"metadata": {"namespace": namespace, "name": name}},
+            logger,
+        )
+    except Exception as exc:  # the policy's own handlers and timer retry; an event handler is not retried
+        logger.warning("reconciling RoutePolicy %s/%s after its run changed phase failed: %s", namespace, name, exc)
 
 
 def _undecided(status: kopf.Status, **_: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -201,6 +202,65 @@ def read_evidence_configmaps(
     for shard_records in records.values():
         shard_records.sort(key=lambda r: r["seq"])
     return records, statuses
+
+
+_METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Listed:
+    """A ConfigMap of a run, as metadata: what it is (evidence or shard status), of which shard, at which version."""
+
+    name: str
+    version: str
+    kind: str
+    shard: int
+
+
+def list_run_config_maps(core_v1_api: client.CoreV1Api, namespace: str, run_name: str) -> list[Listed]:
+    """The run's evidence and shard status ConfigMaps, metadata only (no data): one request, small whatever the
+    evidence holds."""
+    items: list[Listed] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"label_selector": f"{LABEL_RUN}={run_name}", "limit": 500}
+        if token:
+            kwargs["_continue"] = token
+        response: Any = core_v1_api.list_namespaced_config_map(  # a urllib3 response (_preload_content=False)
+            namespace,
+            **kwargs,
+            _preload_content=False,
+            _headers=_METADATA_ONLY,
+            _request_timeout=kube_api.REQUEST_TIMEOUT,
+        )
+        page = json.loads(response.data)
+        for item in page.get("items") or []:
+            meta = item.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            try:
+                shard = int(labels.get(LABEL_SHARD, ""))
+            except ValueError:
+                continue
+            kind = labels.get(LABEL_KIND)
+            if kind in (KIND_EVIDENCE, KIND_SHARD_STATUS):
+                items.append(Listed(meta["name"], str(meta.get("resourceVersion") or ""), kind, shard))
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def read_run_config_map(core_v1_api: client.CoreV1Api, namespace: str, listed: Listed) -> Any:
+    """One evidence chunk's records, or one shard status, by name; None if it is gone (the run was deleted)."""
+    try:
+        item = core_v1_api.read_namespaced_config_map(listed.name, namespace, _request_timeout=kube_api.REQUEST_TIMEOUT)
+    except k8s_exceptions.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = item.data or {}
+    if listed.kind == KIND_EVIDENCE:
+        return sinks.decode_chunk(data.get(EVIDENCE_KEY, ""), source=f"ConfigMap {listed.name}")
+    return json.loads(data[STATUS_KEY]) if STATUS_KEY in data else None
 
 
 def config_map_reader(core_v1_api: client.CoreV1Api, namespace: str) -> sources.ConfigMapReader:

@@ -165,6 +165,32 @@ def request_rollback(
     return True
 
 
+IN_FLIGHT_PHASES = frozenset({None, "Pending", "Qualifying", "Promoting", "Degraded"})
+
+
+def in_flight(status: Status, spec: Spec | None) -> bool:
+    """Whether the policy needs periodic reconciles: something is under way that no event of its own announces.
+    Idle policies (settled, Ready, nothing pending) are reconciled only on events: a spec or annotation change,
+    a verdict of one of their runs, a restart. Their route is still read back by its writer at the stated route
+    check cadence, and alerts act at once.
+
+    In flight: references not resolved (a Secret or ConfigMap may appear: assay does not watch them), no
+    baseline snapshot yet, an intent pending, a qualification deciding or a promotion under way, a degraded
+    route, and a Qualified policy whose automatic promotion has not been started yet."""
+    ready = _condition(status, "Ready")
+    if spec is None or ready is None or ready.status != "True":
+        return True
+    if status.pending is not None or status.last_known_good is None or status.phase in IN_FLIGHT_PHASES:
+        return True
+    return bool(
+        status.phase == "Qualified"
+        and spec.promotion.automatic
+        and not spec.paused
+        and status.best_candidate
+        and not status.promoted_candidate
+    )
+
+
 def commands(annotations: Mapping[str, str], handled: Mapping[str, str]) -> dict[str, str]:
     """Manual commands not yet acted on: annotation name -> value. Each distinct value acts once, so a command
     set while the operator was down acts when it returns, and re-setting the same value does not."""

@@ -31,3 +31,26 @@ def test_progress_display_reads_as_evaluated_of_total():
         ]
         == "3"
     )
+
+
+def _run(uid: str, phase: str | None, *, owner: bool = True) -> dict:
+    meta = {"uid": uid, "namespace": "team", "name": f"run-{uid}"}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "RoutePolicy", "name": "support", "uid": "policy-uid"}]
+    return {"metadata": meta, "status": {"phase": phase} if phase else {}}
+
+
+def test_a_runs_phase_change_names_its_policy_once_per_change():
+    change = handle_qualificationrun.phase_change
+    assert change("ADDED", _run("a", None)) is None, "the first sight of a run is not a change"
+    assert change("MODIFIED", _run("a", "Running")) == ("team", "support", "policy-uid")
+    assert change("MODIFIED", _run("a", "Running")) is None, "progress alone does not reconcile the policy"
+    assert change("MODIFIED", _run("a", "Passed")) == ("team", "support", "policy-uid")
+    assert change("DELETED", _run("a", "Passed")) is None
+    assert change("MODIFIED", _run("a", "Failed")) is None, "a deleted run is forgotten: next sight is a first"
+
+
+def test_a_run_without_an_owning_policy_reconciles_nothing():
+    change = handle_qualificationrun.phase_change
+    assert change(None, _run("b", None, owner=False)) is None
+    assert change("MODIFIED", _run("b", "Running", owner=False)) is None

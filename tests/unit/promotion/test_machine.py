@@ -258,3 +258,55 @@ def test_status_round_trips_through_the_wire_form_unchanged():
     status = plan(promoted(), annotations={machine.ROLLBACK_ANNOTATION: "1"}).status
     wire = machine.wire(status)
     assert machine.wire(machine.Status.model_validate(wire)) == wire
+
+
+def _without_best(status: machine.Status) -> machine.Status:
+    status.best_candidate = None
+    return status
+
+
+def _ready(status: machine.Status, value: str = "True") -> machine.Status:
+    machine.set_condition(status, "Ready", value, "ReferencesResolved", "ok", generation=1, now=NOW)
+    return status
+
+
+@pytest.mark.parametrize(
+    ("why", "status", "spec_changes"),
+    [
+        ("promoted and settled", _ready(promoted()), {}),
+        ("rolled back", _ready(snapshotted("RolledBack")), {}),
+        ("no candidate passed", _ready(_without_best(snapshotted("NotQualified"))), {}),
+        ("qualified, promotion by hand", _ready(snapshotted("Qualified")), {"promotion": {"automatic": False}}),
+        ("qualified, paused", _ready(snapshotted("Qualified")), {"paused": True}),
+    ],
+)
+def test_idle_policies_need_no_periodic_reconcile(why, status, spec_changes):
+    assert not machine.in_flight(status, spec(**spec_changes)), why
+
+
+@pytest.mark.parametrize(
+    ("why", "status"),
+    [
+        ("not ready: a reference may appear", _ready(promoted(), "False")),
+        ("no Ready condition yet", promoted()),
+        ("qualifying", _ready(_without_best(snapshotted("Qualifying")))),
+        ("promoting (a canary soaks)", _ready(snapshotted("Promoting"))),
+        ("degraded", _ready(snapshotted("Degraded"))),
+        ("no snapshot yet", _ready(machine.Status(phase="Promoted"))),
+        ("qualified, automatic promotion not started", _ready(snapshotted("Qualified"))),
+        (
+            "an intent pending",
+            _ready(
+                promoted().model_copy(
+                    update={"pending": machine.new_intent("RollBack", source="Alert", reason="Drift", now=NOW)}
+                )
+            ),
+        ),
+    ],
+)
+def test_in_flight_policies_are_reconciled_periodically(why, status):
+    assert machine.in_flight(status, spec()), why
+
+
+def test_a_policy_whose_spec_does_not_parse_keeps_being_reconciled():
+    assert machine.in_flight(_ready(promoted()), None)
