@@ -13,6 +13,9 @@ its Job created; no executor runs here, so the runs stay Running and their Pods 
 Measured: time from the first create to steady state; the operator's peak RSS (VmHWM in /proc/<pid>/status)
 and CPU seconds; then, over --observe seconds of steady state, the operator's CPU share and how many timer
 reconciles it completed against the 2 x objects / interval the timers ask for (counted in its log); then
+every run is given a verdict (Failed, written to its status as the operator writes one) and measured: the time
+until every policy shows it (NotQualified: learnt from its runs' watch events, not from a timer), and over
+--observe seconds of that idle state the CPU share, the timer reconciles per second and the RSS; then
 --alert-rounds promote-then-alert rounds on one policy (benchmarks/rollback_latency.py's round) among all the
 others. Prints a Markdown table.
 """
@@ -26,6 +29,7 @@ import concurrent.futures
 import dataclasses
 import os
 import pathlib
+import re
 import statistics
 import sys
 import tempfile
@@ -40,7 +44,7 @@ import rollback_latency as bench
 from assay.gateways import httproute
 
 CLIENT_THREADS = 8
-TIMERS = ("routepolicy_tick", "qualificationrun_tick")
+TIMERS = ("routepolicy_tick", "routepolicy_resync", "qualificationrun_tick")
 
 
 @dataclasses.dataclass
@@ -106,6 +110,10 @@ class Result:
     ticks_per_second: float = 0.0
     ticks_wanted: float = 0.0
     list_seconds: float = 0.0  # one list of every RoutePolicy, as the webhook makes per delivery
+    decided_seconds: float | None = None  # every run given a verdict -> every policy NotQualified
+    idle_cpu_share: float = 0.0
+    idle_ticks_per_second: float = 0.0
+    idle_rss_mib: float = 0.0
     alerts: list[bench.Round] = dataclasses.field(default_factory=list)
 
 
@@ -154,7 +162,9 @@ def ticks(log: pathlib.Path, offset: int) -> tuple[int, int]:
     two formats; kopf's own (`[time] logger [INFO    ] message`) is counted."""
     data = log.read_bytes()
     new = data[offset:]
-    done = sum(new.count(f"[INFO    ] Timer '{tick}' succeeded".encode()) for tick in TIMERS)
+    done = sum(
+        len(re.findall(rf"\[INFO +\] (?:\[[^\]]*\] )?Timer '{tick}' succeeded".encode(), new)) for tick in TIMERS
+    )
     return done, len(data)
 
 
@@ -167,6 +177,7 @@ def run_size(
     alert_rounds: int,
     timeout: float,
     reconcile_interval: float,
+    decide: bool = True,
 ) -> Result:
     result = Result(policies=size, namespaces=namespaces)
     with tempfile.TemporaryDirectory(prefix="assay-scale-bench-") as tmp:
@@ -221,13 +232,18 @@ def run_size(
                     result.cpu_to_steady = steady.cpu_seconds - cpu_at_start
                     result.steady_rss_mib = steady.rss_kib / 1024
 
-                    _, offset = ticks(log_path, 0)
-                    time.sleep(observe)
-                    done, _ = ticks(log_path, offset)
-                    after = watch.read()
-                    result.steady_cpu_share = (after.cpu_seconds - steady.cpu_seconds) / (after.at - steady.at)
-                    result.ticks_per_second = done / (after.at - steady.at)
+                    result.steady_cpu_share, result.ticks_per_second, _ = observed(watch, log_path, observe)
                     result.ticks_wanted = (size + runs_wanted) / reconcile_interval
+
+                    # Every run gets its verdict (written as the operator writes one; no evaluator runs here):
+                    # each policy learns it from its runs' watch events and goes idle (NotQualified).
+                    if decide:
+                        decided_at = time.monotonic()
+                        in_parallel(lambda run: decide_run(custom, run), custom_items(api, "qualificationruns"))
+                        wait_decided(api, result, size=size, started=decided_at, timeout=timeout)
+                        time.sleep(reconcile_interval)  # the last timers in flight finish
+                        result.idle_cpu_share, result.idle_ticks_per_second, rss = observed(watch, log_path, observe)
+                        result.idle_rss_mib = rss
 
                     result.list_seconds = statistics.median(
                         timed(lambda: custom_items(api, "routepolicies")) for _ in range(5)
@@ -243,6 +259,39 @@ def run_size(
                         rounds.webhook.close()
                     result.peak_rss_mib = max(s.hwm_kib for s in [*watch.samples, watch.read()]) / 1024
     return result
+
+
+def observed(watch: ProcessWatch, log_path: pathlib.Path, seconds: float) -> tuple[float, float, float]:
+    """Over `seconds` from now: the operator's CPU share of a core, its timer reconciles per second, and its RSS
+    (MiB) at the end."""
+    before = watch.read()
+    _, offset = ticks(log_path, 0)
+    time.sleep(seconds)
+    done, _ = ticks(log_path, offset)
+    after = watch.read()
+    elapsed = after.at - before.at
+    return (after.cpu_seconds - before.cpu_seconds) / elapsed, done / elapsed, after.rss_kib / 1024
+
+
+def decide_run(custom: client.CustomObjectsApi, run: dict[str, Any]) -> None:
+    meta = run["metadata"]
+    verdict = {"phase": "Failed", "reason": "BelowMargin", "message": "benchmark: a verdict written by hand"}
+    custom.patch_namespaced_custom_object_status(
+        bench.GROUP, bench.VERSION, meta["namespace"], "qualificationruns", meta["name"], {"status": verdict}
+    )
+
+
+def wait_decided(api: client.ApiClient, result: Result, *, size: int, started: float, timeout: float) -> None:
+    """Poll until every policy shows its runs' verdicts (phase NotQualified)."""
+    while time.monotonic() - started < timeout:
+        settled = sum(
+            1 for p in custom_items(api, "routepolicies") if (p.get("status") or {}).get("phase") == "NotQualified"
+        )
+        if settled == size:
+            result.decided_seconds = time.monotonic() - started
+            return
+        time.sleep(1)
+    print(f"  {size}: policies did not all reach NotQualified within {timeout:g} s", file=sys.stderr)
 
 
 def wait_steady(
@@ -277,8 +326,9 @@ def table(results: list[Result]) -> str:
     lines = [
         "| policies | QualificationRuns / Jobs / Pods | created in | all Ready + lastKnownGood | steady state "
         "| peak RSS (VmHWM) | RSS at steady | CPU to steady | steady CPU | timer reconciles done / asked "
+        "| verdicts to all policies | idle CPU | idle timer reconciles | idle RSS "
         "| list all policies | alert server p50 / p99 | alert client p50 / p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         server = [a.server for a in r.alerts]
@@ -296,7 +346,9 @@ def table(results: list[Result]) -> str:
             f"| {seconds(r.create_seconds)} "
             f"| {seconds(r.ready_seconds)} | {seconds(r.steady_seconds)} | {r.peak_rss_mib:.0f} MiB "
             f"| {r.steady_rss_mib:.0f} MiB | {r.cpu_to_steady:.0f} s | {r.steady_cpu_share:.0%} of a core "
-            f"| {r.ticks_per_second:.0f}/s of {r.ticks_wanted:.0f}/s | {bench.ms(r.list_seconds)} ms "
+            f"| {r.ticks_per_second:.0f}/s of {r.ticks_wanted:.0f}/s "
+            f"| {seconds(r.decided_seconds)} | {r.idle_cpu_share:.1%} of a core | {r.idle_ticks_per_second:.2f}/s "
+            f"| {r.idle_rss_mib:.0f} MiB | {bench.ms(r.list_seconds)} ms "
             f"| {alerts[0]} | {alerts[1]} |"
         )
     return "\n".join(lines)

@@ -270,7 +270,7 @@ class PolicyRounds:
             answer = self.webhook.post("/alerts", json=alert_payload(self.namespace, self.name))
             took = time.perf_counter() - started
             is_restored = restored()
-            if answer.status_code != 200 or [m["name"] for m in answer.json()["matched"]] != [self.name]:
+            if answer.status_code != 200 or answer.json()["restored"] != [f"{self.namespace}/{self.name}"]:
                 raise RuntimeError(f"round {number}: webhook answered {answer.status_code} {answer.text}")
             served = None
             if serving is not None:
