@@ -88,9 +88,11 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         invalid = references.invalid_spec(exc)
         ready = (conditions.FALSE, invalid.reason, invalid.message)
     else:
-        problem = references.check(
-            references.of_policy(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref)
-        ) or references.check_backends(spec, backends_in_route=lambda: _route_backends(spec, namespace))
+        problem = (
+            references.check(references.of_policy(spec), keys_of=lambda kind, ref: kube.data_keys(kind, namespace, ref))
+            or references.check_servable(spec)
+            or references.check_backends(spec, backends_in_route=lambda: _route_backends(spec, namespace))
+        )
         found = problem or references.RESOLVED
         ready = (conditions.FALSE if problem else conditions.TRUE, found.reason, found.message)
 

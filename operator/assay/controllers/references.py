@@ -137,6 +137,30 @@ def check_backends(
     return None
 
 
+# Gateway kinds whose adapter applies a model arm's systemPrompt when it routes to that arm. None yet: until an
+# adapter does, a policy whose baseline or candidate carries a systemPrompt is refused before anything moves.
+PROMPT_KINDS: frozenset[str] = frozenset()
+
+
+def check_servable(spec: routepolicy.RoutePolicySpec) -> Problem | None:
+    """The first model arm the gateway could not serve as it is qualified: the evaluation sends its systemPrompt,
+    but the gateway adapter routes by model only, so a promotion would serve the model without the prompt that
+    qualified it (and a rollback would not restore the baseline's). Refused, naming the field."""
+    if spec.gateway.kind in PROMPT_KINDS:
+        return None
+    sides = [("spec.baseline", spec.baseline)] + [(f"spec.candidates[{i}]", c) for i, c in enumerate(spec.candidates)]
+    for where, side in sides:
+        if side.system_prompt:
+            return Problem(
+                "PromptNotServable",
+                f"{where}.systemPrompt is set, but the {spec.gateway.kind} gateway adapter cannot apply a "
+                f"per-model system prompt: promoting would serve {side.model!r} without the prompt it was "
+                "qualified with. Remove systemPrompt (qualify the model as the gateway serves it) or bake the "
+                "prompt into the model group the gateway routes to",
+            )
+    return None
+
+
 def check_image(image: str, *, allowed: list[str]) -> Problem | None:
     """An evaluator image outside the operator's allow-list (spec.execution.image): the Job would run it with
     the run's API keys, so it is not created."""

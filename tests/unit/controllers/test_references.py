@@ -71,3 +71,11 @@ def test_an_image_outside_the_allow_list_is_named_and_no_job_is_made_for_it():
     assert problem is not None and problem.reason == "ImageNotAllowed"
     assert problem.message.startswith("spec.execution.image 'evil.example/x:1' is not an allowed evaluator image")
     assert "evaluator.allowedImages" in problem.message
+
+
+@pytest.mark.parametrize("kind", ["HTTPRoute", "EnvoyAIGatewayRoute", "LiteLLMConfigMap"])
+def test_a_system_prompt_no_gateway_adapter_can_serve_is_refused_naming_the_field(kind):
+    problem = references.check_servable(_spec(kind, systemPrompt="Answer in one sentence."))
+    assert problem is not None and problem.reason == "PromptNotServable"
+    assert "spec.candidates[0].systemPrompt" in problem.message and kind in problem.message
+    assert references.check_servable(_spec(kind)) is None
