@@ -29,9 +29,12 @@ import ipaddress
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
+import aiohttp.abc
+import aiohttp.tracing
 import httpcore
 import httpx
 
@@ -185,6 +188,25 @@ class _CheckedAsyncBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class CheckedConnector(aiohttp.TCPConnector):
+    """The aiohttp twin of _CheckedAsyncBackend: dials a host only when every address it resolves to passes.
+
+    aiohttp dials only what _resolve_host returns, and returns an address literal there without asking the
+    resolver, so the check sits on _resolve_host, not on a resolver.
+    """
+
+    def __init__(self, policy: EgressPolicy, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._policy = policy
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: Sequence[aiohttp.tracing.Trace] | None = None
+    ) -> list[aiohttp.abc.ResolveResult]:
+        results = await super()._resolve_host(host, port, traces=traces)
+        _check_resolved(self._policy, host, port, [(None, None, None, None, (r["host"],)) for r in results])
+        return results
 
 
 class _CheckedSyncBackend(httpcore.NetworkBackend):

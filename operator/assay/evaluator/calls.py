@@ -11,27 +11,16 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
-import importlib.util
 import itertools
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import httpx
 
-from assay import httpclient
+from assay import egress, httpclient
 from assay.evaluator import errors
-
-# httpcore imports sniffio on every lock it creates (several a request). anyio no longer installs sniffio,
-# and a failed import searches sys.path every time: a third of the evaluator's CPU at 300 calls/s.
-# Record the absence once; with sniffio installed this does nothing.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]  # None makes `import sniffio` fail at once
-
-# httpcore's pool scans every connection on each request start and end (with a poll() on idle ones), so
-# its cost per call grows with the pool. Several small pools keep it flat at high concurrency.
-CONNECTIONS_PER_POOL = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,29 +130,24 @@ class ChatEndpoint:
         self._limit = limit
         self._policy = policy
         self._on_retry = on_retry
-        pools = -(-max_connections // CONNECTIONS_PER_POOL)
-        self._clients = [
-            httpclient.make_async_client(
-                bearer_token=api_key, timeout=timeout, max_connections=-(-max_connections // pools)
-            )
-            for _ in range(pools)
-        ]
-        self._in_flight = [0] * pools
+        egress.check_url(httpx.URL(self.url))
+        self._session = httpclient.make_aiohttp_session(
+            bearer_token=api_key, timeout=timeout, max_connections=max_connections
+        )
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._session.close()
 
     async def _post(self, payload: Mapping[str, Any]) -> httpx.Response:
-        # The least busy pool always has a free connection: the shared limit keeps the total under its size.
-        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
+        """The answer as an httpx.Response, so the one retry policy reads it; transport errors as httpx's."""
         try:
-            response = await self._clients[index].post(self.url, json=payload)
-            await response.aread()
-            return response
-        finally:
-            self._in_flight[index] -= 1
+            async with self._session.post(self.url, json=payload, allow_redirects=False) as response:
+                content = await response.read()
+                return httpx.Response(response.status, headers=response.raw_headers, content=content)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(f"no answer within {self._session.timeout.total} s") from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise httpx.NetworkError(str(exc) or type(exc).__name__) from exc
 
     async def complete(
         self, model: str, messages: Sequence[Mapping[str, Any]], *, record_id: str, priority: int = 0

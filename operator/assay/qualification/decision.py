@@ -37,9 +37,11 @@ is taken at the first record that settles it. What settles it, in the order it i
      exceeds `repeat_share_max`. A constant answer that fools the judge is stopped here.
    - LengthBiased: whenever pairs carry lengths, at any length ratio (no ratio trigger), the
      length-controlled estimate (AlpacaEval's GLM with an item-difficulty term and ridge-regularized slopes,
-     `length_control`) must have its lower bound above m0. It is fitted when `length_first_look` * 2^k pairs
-     with lengths are available (50, 100, 200, 400, 800 below max_samples) and once more when the evidence
-     ends, each look at level length_alpha_share * alpha / (K * looks) (Bonferroni over the schedule). Under
+     `length_control`) must have its lower bound above m0. It is fitted when 50, 100, 200, 300, 400, 500,
+     600, 800 and 1000 pairs with lengths are available (`length_looks`: multiples 1, 2, 4, 6, ..., 12, 16, 20 of
+     `length_first_look`, below max_samples) and once more when the evidence ends, at levels that share
+     length_alpha_share * alpha / K by weighted Bonferroni (weight min(k, 6) / 6 for the look at k times the
+     first, 1 for the last look: the early looks only a clearly better candidate clears take little alpha). Under
      a length bias the raw test passes for sure and this check alone stands between the candidate and a
      promotion (an intersection-union test: each of the two tests is valid on its own, so requiring both
      keeps alpha); it spends only part of alpha/K because the logistic model is an approximation, and a
@@ -163,18 +165,37 @@ class TestSettings:
 
     @property
     def length_looks(self) -> tuple[int, ...]:
-        """Pairs with lengths at which the length guardrail looks (the last look, at the end, comes on top)."""
-        looks = []
-        point = self.length_first_look
-        while point < self.max_samples:
-            looks.append(point)
-            point *= 2
+        """Pairs with lengths at which the length guardrail looks (the last look, at the end, comes on top).
+
+        Multiples k of `length_first_look`: 1, 2, 4, then every 2 up to 12, then every 4 (50, 100, 200, 300,
+        ..., 600, 800, 1000 by default), below max_samples: looks are dense where an equal candidate can
+        clear, so it waits less for the next one after the raw test has passed.
+        """
+        looks, k = [], 1
+        while k * self.length_first_look < self.max_samples:
+            looks.append(k * self.length_first_look)
+            k = 2 * k if k < 4 else k + 2 if k < 12 else k + 4
         return tuple(looks)
 
     @property
+    def length_look_levels(self) -> tuple[float, ...]:
+        """The level of each scheduled look (aligned with `length_looks`); the last look has `length_level`.
+
+        Weighted Bonferroni over the looks and the last one: the look at k * length_first_look has weight
+        min(k, 6) / 6, so the first looks (which only a clearly better candidate clears) take a small share
+        and most of the alpha goes to the looks where an equal candidate's bound can clear.
+        """
+        first = self.length_first_look
+        weights = [min(look // first, 6) / 6 for look in self.length_looks]
+        unit = self.pass_level * self.length_alpha_share / (sum(weights) + 1.0)
+        return tuple(unit * w for w in weights)
+
+    @property
     def length_level(self) -> float:
-        """The level of each look of the length guardrail (Bonferroni over the looks and the last one)."""
-        return self.pass_level * self.length_alpha_share / (len(self.length_looks) + 1)
+        """The level of the length guardrail's last look (when the evidence ends), and of its later looks."""
+        first = self.length_first_look
+        total = sum(min(look // first, 6) / 6 for look in self.length_looks) + 1.0
+        return self.pass_level * self.length_alpha_share / total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,11 +344,11 @@ class Qualification:
         self.length_scores: list[float] = []
         self.trajectory: list[tuple[int, float, float, float]] = []
         self._stride = 1
-        self._length_looks = list(settings.length_looks)
+        self._length_looks = list(zip(settings.length_looks, settings.length_look_levels, strict=True))
         self.length_level = settings.length_level
         self._length_cleared_at: int | None = None
         self._length_fit: length_control.LengthControlled | None = None
-        self._length_fit_pairs = -1
+        self._length_fit_key: tuple[int, float] = (-1, 0.0)
         self._length_look: length_control.LengthControlled | None = None  # the latest scheduled look's fit
         self._length_final: length_control.LengthControlled | None = None  # the look when the evidence ends
 
@@ -393,9 +414,9 @@ class Qualification:
             self.chars_baseline.append(chars.baseline)
             self.chars_candidate.append(chars.candidate)
             self.length_scores.append(tested)
-            if self._length_looks and len(self.length_scores) == self._length_looks[0]:
-                self._length_looks.pop(0)
-                self._length_look = self._fit_length()
+            if self._length_looks and len(self.length_scores) == self._length_looks[0][0]:
+                _, level = self._length_looks.pop(0)
+                self._length_look = self._fit_length(level)
                 if self._length_cleared_at is None and self._length_look.lower > settings.null_mean:
                     self._length_cleared_at = self.records
         formats = record.format_ok
@@ -426,17 +447,19 @@ class Qualification:
         if self._repeat_violated_at is None and self.repeats.lower > self.settings.repeat_share_max:
             self._repeat_violated_at = self.records
 
-    def _fit_length(self) -> length_control.LengthControlled:
-        # The fit is the costly part of a decision: run it at most once per number of pairs.
-        if self._length_fit is None or self._length_fit_pairs != len(self.length_scores):
+    def _fit_length(self, level: float | None = None) -> length_control.LengthControlled:
+        """The fit over the pairs so far, with bounds at `level` (the last look's level by default)."""
+        level = self.length_level if level is None else level
+        # The fit is the costly part of a decision: run it at most once per number of pairs and level.
+        if self._length_fit is None or self._length_fit_key != (len(self.length_scores), level):
             self._length_fit = length_control.length_controlled(
                 self.chars_baseline,
                 self.chars_candidate,
                 self.length_scores,
-                level=self.length_level,
+                level=level,
                 ridge=self.settings.length_ridge,
             )
-            self._length_fit_pairs = len(self.length_scores)
+            self._length_fit_key = (len(self.length_scores), level)
         return self._length_fit
 
     # -- deciding -----------------------------------------------------------------------------------------

@@ -1,10 +1,69 @@
-"""The call layer: the priority limit shared by all calls, and reading chat completion bodies."""
+"""The call layer: the priority limit shared by all calls, reading chat completion bodies, and the transport
+(errors retried as the one retry policy says, the egress rule on every address dialled)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
-from assay.evaluator import calls
+import pytest
+
+from assay import egress, httpclient
+from assay.evaluator import calls, errors
+from assaylab import simulator
+
+
+def _endpoint(url: str, *, attempts: int = 2) -> calls.ChatEndpoint:
+    return calls.ChatEndpoint(
+        url,
+        role="judge",
+        api_key="k",
+        limit=calls.PriorityLimit(4),
+        policy=httpclient.RetryPolicy(max_attempts=attempts, base_delay=0.01),
+        timeout=5.0,
+        max_connections=4,
+    )
+
+
+async def test_a_call_returns_the_answer_usage_and_latency():
+    world = {"api_key": "k", "models": {"m": {"quality": 1.0, "latency_ms": 20}}}
+    async with simulator.SimulatorServer(world) as sim:
+        endpoint = _endpoint(sim.base_url)
+        try:
+            answer = await endpoint.complete("m", [{"role": "user", "content": "Name one planet."}], record_id="r1")
+        finally:
+            await endpoint.aclose()
+    assert answer.text and answer.prompt_tokens and answer.completion_tokens
+    assert answer.latency_ms is not None and answer.latency_ms >= 20
+
+
+async def test_a_refused_connection_is_retried_then_fails_the_call_naming_the_record():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    retries: list[str] = []
+    endpoint = _endpoint(f"http://127.0.0.1:{port}/v1")
+    endpoint._on_retry = lambda attempt, cause: retries.append(cause)
+    try:
+        with pytest.raises(errors.ModelCallFailed, match="r7"):
+            await endpoint.complete("m", [{"role": "user", "content": "hi"}], record_id="r7")
+    finally:
+        await endpoint.aclose()
+    assert len(retries) == 1
+
+
+async def test_a_loopback_endpoint_is_refused_unless_the_egress_rule_allows_it(monkeypatch):
+    monkeypatch.setenv(egress.ENV_ALLOW_LOOPBACK, "false")
+    async with simulator.SimulatorServer({"models": {"m": {}}}) as sim:
+        for url in (sim.base_url, sim.base_url.replace("127.0.0.1", "localhost")):  # a literal, a resolved name
+            endpoint = _endpoint(url)
+            try:
+                with pytest.raises(egress.EgressDenied, match="loopback"):
+                    await endpoint.complete("m", [{"role": "user", "content": "hi"}], record_id="r1")
+            finally:
+                await endpoint.aclose()
+    with pytest.raises(egress.EgressDenied, match="credentials"):
+        _endpoint("http://user:pw@models.example/v1")
 
 
 async def test_priority_limit_admits_the_lowest_position_first():

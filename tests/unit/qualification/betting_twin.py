@@ -242,14 +242,12 @@ def decide(pairs: Pairs, settings: decision.TestSettings) -> Outcome:
     final_ok = np.ones(runs, dtype=bool)
     final_bad = np.zeros(runs, dtype=bool)  # the last look's upper bound is below m0 too
     if pairs.chars_baseline is not None:
-        for look in settings.length_looks:
+        for look, look_level in zip(settings.length_looks, settings.length_look_levels, strict=True):
             if look > horizon:
                 break
             todo = going & (cleared == NEVER)
             if todo.any():
-                lower = length_lower_bounds(
-                    _rows(pairs, todo), look, level=settings.length_level, ridge=settings.length_ridge
-                )
+                lower = length_lower_bounds(_rows(pairs, todo), look, level=look_level, ridge=settings.length_ridge)
                 cleared[np.flatnonzero(todo)[lower > m0]] = look
         todo = going & (cleared == NEVER)
         if todo.any():
