@@ -634,10 +634,12 @@ class SimulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        reuse_port: bool = False,
     ) -> None:
         self.simulator = Simulator(parse_config(config))
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -664,7 +666,7 @@ class SimulatorServer:
         """Bind and serve; returns the URL. Port 0 (the default) picks a free port."""
         runner = web.AppRunner(self.simulator.app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
+        site = web.TCPSite(runner, self._host, self._port, reuse_port=self._reuse_port or None)
         await site.start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
@@ -756,12 +758,12 @@ class BackgroundSimulator:
         self.stop()
 
 
-async def _serve(config: SimulatorConfig, *, host: str, port: int) -> None:
+async def _serve(config: SimulatorConfig, *, host: str, port: int, reuse_port: bool) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    async with SimulatorServer(config, host=host, port=port) as server:
+    async with SimulatorServer(config, host=host, port=port, reuse_port=reuse_port) as server:
         print(server.url, flush=True)
         models = ", ".join(f"{name} ({b.role})" for name, b in config.models.items())
         print(f"serving {models}; OpenAI base URL {server.base_url}", file=sys.stderr, flush=True)
@@ -774,6 +776,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="simulator YAML (default: the built-in demo world)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT, so several simulator processes can serve one port (each counts its own stats)",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config) if args.config else demo_config()
@@ -781,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, host=args.host, port=args.port))
+        asyncio.run(_serve(config, host=args.host, port=args.port, reuse_port=args.reuse_port))
     return 0
 
 
