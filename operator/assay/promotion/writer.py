@@ -1,9 +1,9 @@
-"""The one route writer: one serialized worker per gateway location.
+"""The one route writer: syncs serialized per gateway location, by a bounded pool of worker threads.
 
 A location is one thing that holds routes and is written whole or guarded as a whole: a LiteLLM proxy (its alias
 map is read and posted back whole), a ConfigMap, an AIGatewayRoute or HTTPRoute object. Every policy whose route
-lives there is synced by the same worker thread, one at a time, so two policies never interleave a
-read-modify-write on the same location and never undo each other.
+lives there is synced one at a time (a worker holds the location while it syncs one of its policies), so two
+policies never interleave a read-modify-write on the same location and never undo each other.
 
 The queue holds policies, not requests: asking for a policy that is already queued only moves it earlier, so a
 flood of alerts or reconciles for one policy makes one sync. The job (the I/O of one sync) is given by the
@@ -13,6 +13,8 @@ caller; it tells when the policy needs the worker again (a canary soak, a backof
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -54,16 +56,22 @@ class _Result:
 
 
 class RouteWriter:
-    """Workers keyed by location, created on first use; `job(ref, urgent)` does one policy's sync."""
+    """A bounded pool of worker threads over per-location queues: at most one sync per location at a time (the
+    serialization that keeps policies from undoing each other), at most `workers` locations at once (so a
+    thousand HTTPRoutes do not make a thousand threads). `job(ref, urgent)` does one policy's sync."""
 
-    def __init__(self, job: Job, *, idle_exit_seconds: float = 300.0) -> None:
+    def __init__(self, job: Job, *, workers: int = 8) -> None:
         self._job = job
         self._lock = threading.Condition()
         self._queues: dict[str, dict[str, tuple[float, PolicyRef, bool]]] = {}
-        self._workers: dict[str, threading.Thread] = {}
+        # (due, tie-breaker, location, uid), lazily invalidated: an entry counts only while it matches the queue.
+        self._heap: list[tuple[float, int, str, str]] = []
+        self._pushed = itertools.count()
+        self._busy: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._max_threads = max(1, workers)
         self._results: dict[str, _Result] = {}
         self._stopped = False
-        self._idle_exit = idle_exit_seconds
 
     def submit(self, location: str, ref: PolicyRef, *, delay: float = 0.0, urgent: bool = False) -> int:
         """Queue a sync of `ref` at `location` after `delay` seconds (earlier if already queued); returns the
@@ -75,11 +83,13 @@ class RouteWriter:
             queue = self._queues.setdefault(location, {})
             queued = queue.get(ref.uid)
             if queued is None or due < queued[0] or (urgent and not queued[2]):
-                queue[ref.uid] = (min(due, queued[0]) if queued else due, ref, urgent or bool(queued and queued[2]))
-            if location not in self._workers or not self._workers[location].is_alive():
-                worker = threading.Thread(target=self._run, args=(location,), name=f"route-writer {location}"[:60])
-                worker.daemon = True
-                self._workers[location] = worker
+                when = min(due, queued[0]) if queued else due
+                queue[ref.uid] = (when, ref, urgent or bool(queued and queued[2]))
+                heapq.heappush(self._heap, (when, next(self._pushed), location, ref.uid))
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if len(self._threads) < self._max_threads:
+                worker = threading.Thread(target=self._run, name=f"route-writer-{len(self._threads)}", daemon=True)
+                self._threads.append(worker)
                 worker.start()
             self._lock.notify_all()
             return self._results.get(ref.uid, _Result()).seq
@@ -118,44 +128,62 @@ class RouteWriter:
         with self._lock:
             return sum(len(q) for q in self._queues.values())
 
+    def threads(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._threads if t.is_alive())
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
             self._lock.notify_all()
 
-    def _next(self, location: str) -> tuple[PolicyRef, bool] | None:
-        """The next due policy at `location`, waiting for one; None when stopped or idle for long."""
-        idle_since = time.monotonic()
+    def _next(self) -> tuple[str, PolicyRef, bool] | None:
+        """The earliest due policy at a location no other worker holds, waiting for one; None when stopped.
+        The location is marked busy until `_done`."""
         with self._lock:
             while not self._stopped:
-                queue = self._queues.get(location) or {}
                 now = time.monotonic()
-                if queue:
-                    uid, (due, ref, urgent) = min(queue.items(), key=lambda item: item[1][0])
-                    if due <= now:
-                        del queue[uid]
-                        return ref, urgent
-                    self._lock.wait(due - now)
-                    idle_since = time.monotonic()
-                    continue
-                if now - idle_since >= self._idle_exit:
-                    self._workers.pop(location, None)
-                    return None
-                self._lock.wait(self._idle_exit)
+                held: list[tuple[float, int, str, str]] = []
+                found = None
+                while self._heap:
+                    due, _, location, uid = self._heap[0]
+                    entry = self._queues.get(location, {}).get(uid)
+                    if entry is None or entry[0] != due:
+                        heapq.heappop(self._heap)  # stale: synced, forgotten or moved earlier since
+                    elif location in self._busy:
+                        held.append(heapq.heappop(self._heap))
+                    elif due <= now:
+                        heapq.heappop(self._heap)
+                        found = (location, uid, entry)
+                        break
+                    else:
+                        break
+                for item in held:
+                    heapq.heappush(self._heap, item)
+                if found is not None:
+                    location, uid, (_, ref, urgent) = found
+                    del self._queues[location][uid]
+                    if not self._queues[location]:
+                        del self._queues[location]
+                    self._busy.add(location)
+                    return location, ref, urgent
+                free = [entry for entry in self._heap if entry[2] not in self._busy]
+                self._lock.wait(max(0.0, min(free)[0] - now) if free else None)
         return None
 
-    def _run(self, location: str) -> None:
+    def _run(self) -> None:
         while True:
-            item = self._next(location)
+            item = self._next()
             if item is None:
                 return
-            ref, urgent = item
+            location, ref, urgent = item
             try:
                 outcome = self._job(ref, urgent)
             except Exception as exc:  # the worker must outlive any one policy's failure
                 logger.exception("route sync of %s/%s failed unexpectedly", ref.namespace, ref.name)
                 outcome = Outcome(error=f"{type(exc).__name__}: {exc}", again_in=5.0)
             with self._lock:
+                self._busy.discard(location)
                 result = self._results.setdefault(ref.uid, _Result())
                 result.seq += 1
                 result.outcome = outcome

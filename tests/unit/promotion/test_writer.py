@@ -1,4 +1,4 @@
-"""The route writer: one serialized worker per location, coalescing floods, waiters told the outcome."""
+"""The route writer: serialized per location over a bounded pool, coalescing floods, waiters told the outcome."""
 
 from __future__ import annotations
 
@@ -94,4 +94,44 @@ def test_a_job_that_raises_does_not_kill_the_worker():
     assert bad is not None and bad.error == "RuntimeError: boom"
     good = routes.wait("uid-good", after=0, intent=None, timeout=5)
     assert good is not None and good.done
+    routes.stop()
+
+
+def test_a_thousand_locations_share_a_bounded_pool_and_each_stays_serialized():
+    running: dict[str, int] = {}
+    overlaps: list[str] = []
+    peak = [0]
+    lock = threading.Lock()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        location = policy.name.rsplit("-", 1)[0]
+        with lock:
+            running[location] = running.get(location, 0) + 1
+            peak[0] = max(peak[0], sum(running.values()))
+            if running[location] > 1:
+                overlaps.append(location)
+        time.sleep(0.001)
+        with lock:
+            running[location] -= 1
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job, workers=4)
+    names = [f"route{i}-{j}" for i in range(1000) for j in range(2)]
+    for name in names:
+        routes.submit(name.rsplit("-", 1)[0], ref(name))
+    for name in names:
+        assert routes.wait(f"uid-{name}", after=0, intent=None, timeout=30) is not None, name
+    assert overlaps == [], "two syncs of one location ran at once"
+    assert routes.threads() <= 4 and peak[0] <= 4
+    routes.stop()
+
+
+def test_a_later_due_policy_does_not_hold_up_an_earlier_one_elsewhere():
+    done: list[str] = []
+    routes = writer.RouteWriter(lambda policy, urgent: done.append(policy.name) or writer.Outcome(), workers=1)
+    routes.submit("a", ref("late"), delay=0.5)
+    routes.submit("b", ref("soon"))
+    assert routes.wait("uid-soon", after=0, intent=None, timeout=2) is not None
+    assert done == ["soon"]
+    assert routes.wait("uid-late", after=0, intent=None, timeout=2) is not None
     routes.stop()
