@@ -240,6 +240,7 @@ class Run:
     simulator_cpu_per_call_ms: float
     peak_rss_mib: float
     median_latency_ms: float
+    mean_latency_ms: float
     reference_calls_per_s: float
     reference_cpu_per_call_ms: float
     load: tuple[float, float]
@@ -318,6 +319,7 @@ def measure(
         simulator_cpu_per_call_ms=simulator_cpu / calls * 1000,
         peak_rss_mib=max(s["peak_rss_mib"] for s in shards),
         median_latency_ms=statistics.median(v for s in shards for v in s["latencies_ms"]),
+        mean_latency_ms=statistics.fmean(v for s in shards for v in s["latencies_ms"]),
         reference_calls_per_s=reference_per_s,
         reference_cpu_per_call_ms=reference_cpu * 1000,
         load=(load_before, os.getloadavg()[0]),
@@ -326,7 +328,7 @@ def measure(
 
 HEADER = (
     "| C | pods | dataset | positions | wall time | calls/s | limit P·C/L | share of C/L | range | reference calls/s "
-    "| share of reference | median call latency | evaluator CPU/call | simulator CPU/call | peak RSS/pod "
+    "| share of reference | call latency median / mean | evaluator CPU/call | simulator CPU/call | peak RSS/pod "
     "| judge calls saved | load avg |\n" + "|---" * 17 + "|"
 )
 
@@ -347,7 +349,8 @@ def row(runs: Sequence[Run], *, concurrency: int, pods: int, agree: float, laten
         f"| {median([r.calls_per_s for r in runs]):.0f} | {limit:.0f} | **{median(shares):.1%}** "
         f"| {min(shares):.1%}-{max(shares):.1%} | {median([r.reference_calls_per_s for r in runs]):.0f} "
         f"| {median([r.calls_per_s / r.reference_calls_per_s for r in runs]):.1%} "
-        f"| {median([r.median_latency_ms for r in runs]):.0f} ms | {median([r.cpu_per_call_ms for r in runs]):.2f} ms "
+        f"| {median([r.median_latency_ms for r in runs]):.0f} / {median([r.mean_latency_ms for r in runs]):.0f} ms "
+        f"| {median([r.cpu_per_call_ms for r in runs]):.2f} ms "
         f"| {median([r.simulator_cpu_per_call_ms for r in runs]):.2f} ms "
         f"| {median([r.peak_rss_mib for r in runs]):.0f} MiB | {saved:.1%} | {min(loads):.1f}-{max(loads):.1f} |"
     )
