@@ -316,8 +316,10 @@ async def _pipeline(
             if failed is not None:
                 failure = failed.exception()
                 break
-            if stop.is_set() or not pending:
+            if stop.is_set() or (not pending and launched == len(todo)):
                 break
+            if not pending:
+                continue  # every launched slot committed before this wake: launch the next window
             await wake.wait()
             wake.clear()
     finally:

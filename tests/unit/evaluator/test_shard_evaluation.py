@@ -27,6 +27,7 @@ from evaluator_harness import (
 
 from assay import httpclient
 from assay.evaluator import dataset, errors, plan, sinks
+from assay.evaluator import shard as shard_module
 from assay.evaluator.shard import evaluate_shard
 from assaylab import simulator
 
@@ -420,3 +421,34 @@ async def test_a_shard_without_positions_completes_at_once(sim, tmp_path):
     )
     result = await run(spec, tmp_path / "ev", shard=4, shards=5)
     assert result.done and result.positions == 0
+
+
+async def test_a_window_committed_before_the_next_wake_does_not_end_the_shard():
+    """Slots that all finish while the committer writes leave nothing pending: the pipeline launches the
+    next window rather than reading an empty window as a stop (fast models ended shards early this way)."""
+
+    class Instant:
+        async def evaluate(self, slot: int) -> dict[str, Any]:
+            return {"seq": slot}
+
+    class SlowCommitter:
+        def __init__(self) -> None:
+            self.committed: list[int] = []
+
+        async def add(self, record: dict[str, Any]) -> None:
+            await asyncio.sleep(0.001)  # a chunk write: every launched slot completes meanwhile
+            self.committed.append(record["seq"])
+
+        async def flush(self) -> None:
+            return None
+
+    committer = SlowCommitter()
+    stopped = await shard_module._pipeline(
+        list(range(25)),
+        Instant(),
+        committer,
+        window=2,
+        stop=asyncio.Event(),  # type: ignore[arg-type]
+    )
+    assert not stopped
+    assert committer.committed == list(range(25))
