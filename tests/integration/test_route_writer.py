@@ -249,6 +249,7 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
     baseline_weights = {**{f"big-{i}": 100 for i in range(POLICIES)}, **{f"small-{i}": 0 for i in range(POLICIES)}}
 
     promote_seconds, restore_seconds = [], []
+    redeliveries = 0
     for round_ in range(ROUNDS):
         started = time.monotonic()
         for name in names:
@@ -259,12 +260,20 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
         assert all(weight == (100 if ref.startswith("small") else 0) for ref, weight in cluster.routes().items())
 
         promoted = time.monotonic()
-        answer = cluster.post(firing(cluster.namespace))
+        alert = firing(cluster.namespace)
+        answer = cluster.post(alert)
+        restored = set(answer.json().get("restored", []))
+        # A 503 names what is not restored yet and asks for the redelivery Alertmanager makes (how fast one delivery
+        # restores all is measured in docs/benchmarks.md, not asserted here): the same notification again.
+        while answer.status_code == 503 and redeliveries < 3 * ROUNDS:
+            redeliveries += 1
+            answer = cluster.post(alert)
+            restored |= set(answer.json().get("restored", []))
         restore_seconds.append(time.monotonic() - promoted)
         promote_seconds.append(promoted - started)
 
         assert answer.status_code == 200, answer.text
-        assert sorted(answer.json()["restored"]) == sorted(f"{cluster.namespace}/{n}" for n in names)
+        assert sorted(restored) == sorted(f"{cluster.namespace}/{n}" for n in names)
         assert state.aliases() == baseline_aliases, f"round {round_}: a rollback undid another"
         assert cluster.routes() == baseline_weights, f"round {round_}: a rollback undid another"
         for name in names:
@@ -279,7 +288,7 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
         print(
             f"\nroute writer, {len(names)} policies x {ROUNDS} rounds: promote-all median "
             f"{statistics.median(promote_seconds):.2f}s, alert-to-200 (all restored) median "
-            f"{statistics.median(restore_seconds):.2f}s max {max(restore_seconds):.2f}s"
+            f"{statistics.median(restore_seconds):.2f}s max {max(restore_seconds):.2f}s, {redeliveries} redeliveries"
         )
 
 

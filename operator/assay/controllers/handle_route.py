@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -142,16 +142,15 @@ def _sync_once(ref: writer.PolicyRef, urgent: bool) -> writer.Outcome:
                 metrics.ROLLBACKS_PENDING.labels(namespace=ref.namespace, policy=ref.name).set(1)
             logger.warning("%s/%s: gateway %s failed: %s", ref.namespace, ref.name, operation.kind, exc.message)
             record.save(after)
-            _post(body, notices)
-            return writer.Outcome(intent=intent, error=exc.message, again_in=delay)
+            return writer.Outcome(intent=intent, error=exc.message, again_in=delay, then=_poster(body, notices))
         record.save(after)
-        _post(body, notices)
         if operation.kind in ("Verify", "Snapshot"):
             _last_checked[ref.uid] = time.monotonic()
         location = location_of(ref.namespace, after, spec)
-        if after.pending is not None:
-            return writer.Outcome(intent=intent, done=done, again_in=0.0, location=location)
-        return writer.Outcome(intent=intent, done=done, again_in=check_interval(), location=location)
+        again_in = 0.0 if after.pending is not None else check_interval()
+        return writer.Outcome(
+            intent=intent, done=done, again_in=again_in, location=location, then=_poster(body, notices)
+        )
 
 
 def _act(
@@ -270,6 +269,11 @@ class _Recorder:
 def _post(body: Mapping[str, Any], notices: list[machine.Notice]) -> None:
     for notice in notices:
         (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
+
+
+def _poster(body: Mapping[str, Any], notices: list[machine.Notice]) -> Callable[[], None] | None:
+    """The sync's Events, posted by the writer once the location is free (None when there are none)."""
+    return functools.partial(_post, body, notices) if notices else None
 
 
 def _kind(spec: routepolicy.RoutePolicySpec | None, state: machine.Status) -> str:

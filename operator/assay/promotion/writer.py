@@ -41,6 +41,9 @@ class Outcome:
     error: str | None = None
     again_in: float | None = None
     location: str | None = None
+    # Work that needs no hold on the location (posting Events): run after the location is released, before the
+    # outcome is published, so the next policy there does not wait for it and waiters still see it done.
+    then: Callable[[], None] | None = None
 
 
 Job = Callable[[PolicyRef, bool], Outcome]
@@ -64,8 +67,9 @@ class RouteWriter:
         self._job = job
         self._lock = threading.Condition()
         self._queues: dict[str, dict[str, tuple[float, PolicyRef, bool]]] = {}
-        # (due, tie-breaker, location, uid), lazily invalidated: an entry counts only while it matches the queue.
-        self._heap: list[tuple[float, int, str, str]] = []
+        # (rank, due, tie-breaker, location, uid), lazily invalidated: an entry counts only while it matches the
+        # queue. Rank 0 is urgent (a rollback), 1 the rest: a due rollback goes before a due routine check.
+        self._heap: list[tuple[int, float, int, str, str]] = []
         self._pushed = itertools.count()
         self._busy: set[str] = set()
         self._threads: list[threading.Thread] = []
@@ -84,8 +88,9 @@ class RouteWriter:
             queued = queue.get(ref.uid)
             if queued is None or due < queued[0] or (urgent and not queued[2]):
                 when = min(due, queued[0]) if queued else due
-                queue[ref.uid] = (when, ref, urgent or bool(queued and queued[2]))
-                heapq.heappush(self._heap, (when, next(self._pushed), location, ref.uid))
+                is_urgent = urgent or bool(queued and queued[2])
+                queue[ref.uid] = (when, ref, is_urgent)
+                heapq.heappush(self._heap, (0 if is_urgent else 1, when, next(self._pushed), location, ref.uid))
             self._threads = [t for t in self._threads if t.is_alive()]
             if len(self._threads) < self._max_threads:
                 worker = threading.Thread(target=self._run, name=f"route-writer-{len(self._threads)}", daemon=True)
@@ -138,20 +143,20 @@ class RouteWriter:
             self._lock.notify_all()
 
     def _next(self) -> tuple[str, PolicyRef, bool] | None:
-        """The earliest due policy at a location no other worker holds, waiting for one; None when stopped.
-        The location is marked busy until `_done`."""
+        """The due policy at a location no other worker holds, urgent ones first, then the earliest; waiting for
+        one; None when stopped. The location is marked busy until `_done`."""
         with self._lock:
             while not self._stopped:
                 now = time.monotonic()
-                held: list[tuple[float, int, str, str]] = []
+                held: list[tuple[int, float, int, str, str]] = []
                 found = None
                 while self._heap:
-                    due, _, location, uid = self._heap[0]
+                    rank, due, _, location, uid = self._heap[0]
                     entry = self._queues.get(location, {}).get(uid)
-                    if entry is None or entry[0] != due:
-                        heapq.heappop(self._heap)  # stale: synced, forgotten or moved earlier since
-                    elif location in self._busy:
-                        held.append(heapq.heappop(self._heap))
+                    if entry is None or entry[0] != due or entry[2] != (rank == 0):
+                        heapq.heappop(self._heap)  # stale: synced, forgotten, moved earlier or made urgent since
+                    elif location in self._busy or (due > now and rank == 0):
+                        held.append(heapq.heappop(self._heap))  # an urgent one not due yet must not hide the rest
                     elif due <= now:
                         heapq.heappop(self._heap)
                         found = (location, uid, entry)
@@ -167,8 +172,8 @@ class RouteWriter:
                         del self._queues[location]
                     self._busy.add(location)
                     return location, ref, urgent
-                free = [entry for entry in self._heap if entry[2] not in self._busy]
-                self._lock.wait(max(0.0, min(free)[0] - now) if free else None)
+                free = [entry[1] for entry in self._heap if entry[3] not in self._busy]
+                self._lock.wait(max(0.0, min(free) - now) if free else None)
         return None
 
     def _run(self) -> None:
@@ -184,6 +189,13 @@ class RouteWriter:
                 outcome = Outcome(error=f"{type(exc).__name__}: {exc}", again_in=5.0)
             with self._lock:
                 self._busy.discard(location)
+                self._lock.notify_all()
+            if outcome.then is not None:
+                try:
+                    outcome.then()
+                except Exception:
+                    logger.exception("after the route sync of %s/%s", ref.namespace, ref.name)
+            with self._lock:
                 result = self._results.setdefault(ref.uid, _Result())
                 result.seq += 1
                 result.outcome = outcome

@@ -135,3 +135,64 @@ def test_a_later_due_policy_does_not_hold_up_an_earlier_one_elsewhere():
     assert done == ["soon"]
     assert routes.wait("uid-late", after=0, intent=None, timeout=2) is not None
     routes.stop()
+
+
+def test_an_urgent_sync_goes_before_routine_ones_due_earlier_at_its_location():
+    order: list[str] = []
+    gate = threading.Event()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        if policy.name == "busy":
+            gate.wait(5)
+        order.append(policy.name)
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job, workers=1)
+    routes.submit("proxy", ref("busy"))  # holds the location while the rest queue up
+    time.sleep(0.05)
+    for i in range(5):
+        routes.submit("proxy", ref(f"check-{i}"))  # routine re-checks, due now
+    routes.submit("proxy", ref("later"), delay=30.0, urgent=False)
+    routes.submit("proxy", ref("rollback"), urgent=True)
+    routes.submit("proxy", ref("check-0"), urgent=True)  # an already queued check made urgent moves up too
+    gate.set()
+    for name in ("rollback", "check-4"):
+        assert routes.wait(f"uid-{name}", after=0, intent=None, timeout=5) is not None
+    assert order[:3] == ["busy", "check-0", "rollback"]
+    assert order[3:] == [f"check-{i}" for i in range(1, 5)]
+    assert "later" not in order
+
+
+def test_an_urgent_sync_not_due_yet_does_not_hold_back_due_routine_ones():
+    done = threading.Event()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        if policy.name == "check":
+            done.set()
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job, workers=1)
+    routes.submit("proxy", ref("soon"), delay=30.0, urgent=True)
+    routes.submit("proxy", ref("check"))
+    assert done.wait(5)
+
+
+def test_follow_up_work_runs_with_the_location_free_and_before_waiters_see_the_outcome():
+    started_other = threading.Event()
+    follow_up_done = threading.Event()
+
+    def post_events() -> None:
+        assert started_other.wait(5), "the next policy at the location did not start while Events were posted"
+        follow_up_done.set()
+
+    def job(policy: writer.PolicyRef, urgent: bool) -> writer.Outcome:
+        if policy.name == "first":
+            return writer.Outcome(done=True, then=post_events)
+        started_other.set()
+        return writer.Outcome(done=True)
+
+    routes = writer.RouteWriter(job, workers=2)
+    routes.submit("proxy", ref("first"))
+    routes.submit("proxy", ref("second"))
+    assert routes.wait("uid-first", after=0, intent=None, timeout=5) is not None
+    assert follow_up_done.is_set()
