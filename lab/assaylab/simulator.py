@@ -420,6 +420,15 @@ def make_dataset(n: int, *, seed: int, with_references: bool = False) -> list[di
 # --- the HTTP server ---------------------------------------------------------------------------------------
 
 
+def system_message_digest(messages: Sequence[Mapping[str, Any]]) -> str:
+    """sha256 (12 hex digits) of the first message's content when it is a system message, else "none"."""
+    if not messages or messages[0].get("role") != "system":
+        return "none"
+    content = messages[0].get("content")
+    text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @dataclasses.dataclass
 class ModelStats:
     """What one simulated model has been asked and has answered."""
@@ -433,6 +442,9 @@ class ModelStats:
     verdicts: dict[str, int] = dataclasses.field(default_factory=lambda: {"A": 0, "B": 0, "tie": 0, "invalid": 0})
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Requests by the sha256 (first 12 hex digits) of their first system message ("none" without one): which
+    # prompt a model was called under, with no text kept.
+    system_messages: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -545,6 +557,8 @@ class Simulator:
 
         stats = self.model_stats[model]
         stats.requests += 1
+        system = system_message_digest(messages)
+        stats.system_messages[system] = stats.system_messages.get(system, 0) + 1
         # Per-request draws in a fixed order: a retry is a new draw, a replayed request order the same one.
         draws = random.Random(_digest("request", self.config.seed, model, stats.requests))
         rate_limit_draw, error_draw, invalid_draw, jitter_draw = (draws.random() for _ in range(4))

@@ -40,7 +40,10 @@ class ModelRoute(ApiModel):
     system_prompt: str | None = pydantic.Field(
         default=None,
         max_length=65536,
-        description="System prompt prepended to every conversation. Omit to send the recorded messages as is.",
+        description="System prompt this model runs under: merged in front of the conversation's first system "
+        "message, or sent as one (as LiteLLM's litellm_system_prompt does). A promotion serves it on the "
+        "candidate's arm (gateway kind LiteLLMConfigMap; refused elsewhere and on a RoutePolicy's baseline). "
+        "Omit to send the recorded messages as is.",
     )
     backend: str | None = pydantic.Field(
         default=None,

@@ -137,26 +137,37 @@ def check_backends(
     return None
 
 
-# Gateway kinds whose adapter applies a model arm's systemPrompt when it routes to that arm. None yet: until an
-# adapter does, a policy whose baseline or candidate carries a systemPrompt is refused before anything moves.
-PROMPT_KINDS: frozenset[str] = frozenset()
+# Gateway kinds whose adapter applies a candidate's systemPrompt on that candidate's arm when it routes to it
+# (LiteLLMConfigMap: a model_list group with litellm_system_prompt). Elsewhere a candidate's prompt is refused
+# before anything moves.
+PROMPT_KINDS: frozenset[str] = frozenset({"LiteLLMConfigMap"})
 
 
 def check_servable(spec: routepolicy.RoutePolicySpec) -> Problem | None:
-    """The first model arm the gateway could not serve as it is qualified: the evaluation sends its systemPrompt,
-    but the gateway adapter routes by model only, so a promotion would serve the model without the prompt that
-    qualified it (and a rollback would not restore the baseline's). Refused, naming the field."""
+    """The first model arm the gateway could not serve as it is qualified, refused naming the field.
+
+    The evaluation sends each arm's systemPrompt. The baseline is the route as it serves now: a prompt on it
+    would be measured but never served (a rollback restores the route as it was, not a prompt), so it is refused
+    on every gateway; the app's own messages (in the dataset) carry what the baseline runs under. A candidate's
+    prompt is served on its arm by the PROMPT_KINDS adapters; the others route by model only, so a promotion
+    would serve the model without the prompt that qualified it."""
+    if spec.baseline.system_prompt:
+        return Problem(
+            "PromptNotServable",
+            "spec.baseline.systemPrompt is set, but the baseline is qualified as the route serves it now and no "
+            "gateway adapter adds a prompt to the baseline's arm (a rollback restores the route as it was). Remove "
+            "it: the dataset's messages carry the app's own system message",
+        )
     if spec.gateway.kind in PROMPT_KINDS:
         return None
-    sides = [("spec.baseline", spec.baseline)] + [(f"spec.candidates[{i}]", c) for i, c in enumerate(spec.candidates)]
-    for where, side in sides:
-        if side.system_prompt:
+    for i, candidate in enumerate(spec.candidates):
+        if candidate.system_prompt:
             return Problem(
                 "PromptNotServable",
-                f"{where}.systemPrompt is set, but the {spec.gateway.kind} gateway adapter cannot apply a "
-                f"per-model system prompt: promoting would serve {side.model!r} without the prompt it was "
-                "qualified with. Remove systemPrompt (qualify the model as the gateway serves it) or bake the "
-                "prompt into the model group the gateway routes to",
+                f"spec.candidates[{i}].systemPrompt is set, but the {spec.gateway.kind} gateway adapter cannot "
+                f"apply a per-model system prompt: promoting would serve {candidate.model!r} without the prompt it "
+                "was qualified with. Remove systemPrompt (qualify the model as the gateway serves it), bake the "
+                "prompt into the model group the gateway routes to, or use gateway.kind LiteLLMConfigMap",
             )
     return None
 

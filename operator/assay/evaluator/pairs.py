@@ -29,9 +29,30 @@ class Verdict:
     completions: tuple[calls.Completion, ...]
 
 
+def apply_system_prompt(messages: Sequence[Mapping[str, Any]], prompt: str | None) -> list[dict[str, Any]]:
+    """The messages as the gateway sends them to an arm serving under `prompt`, so the qualification measures
+    exactly what a promotion serves. The app's own system message is kept, with the prompt merged in front of it:
+    LiteLLM's `litellm_system_prompt` (litellm_core_utils add_system_prompt_to_messages with
+    merge_with_first_system, 1.108.7): the first message, when it is a system message, becomes
+    "<prompt stripped>\n\n<its text>" (a text part in front of a content list); otherwise the prompt, as is, is
+    sent as a new first system message."""
+    out = [dict(m) for m in messages]
+    if not prompt:
+        return out
+    if out and out[0].get("role") == "system":
+        content = out[0].get("content", "")
+        if isinstance(content, str):
+            out[0]["content"] = f"{prompt.strip()}\n\n{content}"
+        elif isinstance(content, list):
+            out[0]["content"] = [{"type": "text", "text": prompt.strip()}, *content]
+        else:
+            out[0]["content"] = [{"type": "text", "text": prompt.strip()}]
+        return out
+    return [{"role": "system", "content": prompt}, *out]
+
+
 def _with_system_prompt(route: evaluation.ModelRoute, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    prefix = [{"role": "system", "content": route.system_prompt}] if route.system_prompt else []
-    return prefix + [dict(m) for m in messages]
+    return apply_system_prompt(messages, route.system_prompt)
 
 
 def _sum_tokens(completions: Iterable[calls.Completion]) -> dict[str, int | None] | None:

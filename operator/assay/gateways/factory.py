@@ -49,7 +49,7 @@ def target_for(
     if candidate is None or percent == 0:
         return interface.RouteTarget.to_model(spec.baseline.model)
     if percent == 100:
-        return interface.RouteTarget.to_model(candidate.model)
+        return interface.RouteTarget.to_model(candidate.model, system_prompt=candidate.system_prompt)
     raise interface.CanaryNotSupported(
         f"{spec.gateway.kind} switches the route's alias all at once; a canary step of {percent}% needs "
         "gateway kind EnvoyAIGatewayRoute or HTTPRoute (or promotion.strategy: Direct)"

@@ -102,6 +102,12 @@ class CanaryNotSupported(GatewayError):
     reason = "CanaryNotSupported"
 
 
+class PromptNotServable(GatewayError):
+    """The arm carries a system prompt this gateway cannot apply on that arm alone."""
+
+    reason = "PromptNotServable"
+
+
 class SnapshotMismatch(GatewayError):
     """A snapshot was taken from another gateway kind or object than the one asked to restore it."""
 
@@ -140,6 +146,11 @@ def fingerprint(entries: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def prompt_digest(text: str) -> str:
+    """The content hash that names a system prompt in config, status and evidence (never the text itself)."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @dataclasses.dataclass(frozen=True)
 class RouteTarget:
     """Where a write sends the route: all of it to one LiteLLM model group, or a weight split over backends
@@ -147,10 +158,14 @@ class RouteTarget:
 
     model_group: str | None = None
     weights: Mapping[str, int] | None = None
+    # The system prompt the arm was qualified with, applied by the gateway on that arm only (model groups only).
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if (self.model_group is None) == (self.weights is None):
             raise ValueError("RouteTarget needs exactly one of model_group or weights")
+        if self.system_prompt is not None and self.model_group is None:
+            raise ValueError("RouteTarget.system_prompt applies to a model group, not a weight split")
         if self.weights is not None:
             if not self.weights:
                 raise ValueError("RouteTarget.weights must name at least one backend")
@@ -161,8 +176,8 @@ class RouteTarget:
                 raise ValueError("RouteTarget.weights are all 0: the route would serve no traffic")
 
     @classmethod
-    def to_model(cls, model_group: str) -> RouteTarget:
-        return cls(model_group=model_group)
+    def to_model(cls, model_group: str, *, system_prompt: str | None = None) -> RouteTarget:
+        return cls(model_group=model_group, system_prompt=system_prompt or None)
 
     @classmethod
     def split(cls, weights: Mapping[str, int]) -> RouteTarget:
@@ -170,7 +185,8 @@ class RouteTarget:
 
     def describe(self) -> str:
         if self.model_group is not None:
-            return f"model group {self.model_group}"
+            prompt = f" with system prompt {prompt_digest(self.system_prompt)}" if self.system_prompt else ""
+            return f"model group {self.model_group}{prompt}"
         assert self.weights is not None
         return "weights " + ", ".join(f"{name}={weight}" for name, weight in self.weights.items())
 

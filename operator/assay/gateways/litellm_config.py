@@ -100,12 +100,15 @@ def alias_model(entry: AliasEntry | None) -> str | None:
     return entry if isinstance(entry, str) else str(entry["model"])
 
 
-def set_alias(text: str, route: str, model_group: str) -> str:
-    """`text` with `route` aliased to `model_group`, everything else unchanged.
+def set_alias(text: str, route: str, model_group: str, *, system_prompt: str | None = None) -> str:
+    """`text` with `route` aliased to `model_group`, everything else unchanged; with `system_prompt`, to the
+    prompt arm of that group (define_arm), so the route serves the model with the prompt it was qualified with.
 
     Raises ModelGroupNotFound when `model_group` is not defined in model_list: both the baseline's and the
     candidate's groups must stay defined, so that switching back is always one alias edit away.
     """
+    if system_prompt:
+        text, model_group = define_arm(text, model_group, system_prompt)
     groups = model_groups(text)
     if model_group not in groups:
         raise interface.ModelGroupNotFound(
@@ -115,6 +118,66 @@ def set_alias(text: str, route: str, model_group: str) -> str:
     current = read_alias(text, route)
     entry: AliasEntry = {**current, "model": model_group} if isinstance(current, dict) else model_group
     return put_alias(text, route, entry)
+
+
+def arm_name(model_group: str, system_prompt: str) -> str:
+    """The model group that serves `model_group` under `system_prompt`: named by the prompt's content hash, so
+    the alias (and status.activeRoute.model) says which prompt serves, and a new prompt makes a new group."""
+    return f"{model_group}+prompt-{interface.prompt_digest(system_prompt).removeprefix('sha256:')}"
+
+
+def define_arm(text: str, model_group: str, system_prompt: str) -> tuple[str, str]:
+    """(`text` with the prompt arm of `model_group` defined in model_list, the arm's group name).
+
+    The arm is a copy of every deployment of `model_group` (same litellm_params, model_info without its `id`)
+    with `litellm_params.litellm_system_prompt` set: LiteLLM then merges the prompt into the request's first
+    system message (`"<prompt>\n\n<app's system message>"`), or sends it as the first message when there is
+    none, on this arm only; the plain group is left as it is for everything else. An arm already defined is kept
+    when it carries the same prompt; one that was edited by hand is an error, not overwritten. The entries are
+    appended to model_list's text (the rest of the file byte for byte) and checked by parsing, else the file is
+    re-serialized."""
+    name = arm_name(model_group, system_prompt)
+    data = parse(text)
+    model_list = data.get("model_list") or []
+    if not isinstance(model_list, list):
+        raise interface.InvalidGatewayConfig("LiteLLM config: model_list must be a list")
+    existing = [item for item in model_list if isinstance(item, dict) and item.get("model_name") == name]
+    for item in existing:
+        params = item.get("litellm_params")
+        if not isinstance(params, dict) or params.get("litellm_system_prompt") != system_prompt:
+            raise interface.InvalidGatewayConfig(
+                f"LiteLLM config: model_list entry {name!r} exists but its litellm_params.litellm_system_prompt is "
+                f"not the prompt {interface.prompt_digest(system_prompt)} it is named for; remove the entry"
+            )
+    if existing:
+        return text, name
+    sources = [item for item in model_list if isinstance(item, dict) and item.get("model_name") == model_group]
+    if not sources:
+        raise interface.ModelGroupNotFound(
+            f"LiteLLM config: model group {model_group!r} is not defined in model_list "
+            f"(defined: {', '.join(model_groups(text)) or 'none'}); add a model_list entry with model_name: "
+            f"{model_group}"
+        )
+    arms = []
+    for source in sources:
+        arm = copy.deepcopy(source)
+        arm["model_name"] = name
+        if not isinstance(arm.get("litellm_params"), dict):
+            raise interface.InvalidGatewayConfig(
+                f"LiteLLM config: model_list entry {model_group!r} has no litellm_params mapping"
+            )
+        arm["litellm_params"]["litellm_system_prompt"] = system_prompt
+        if isinstance(arm.get("model_info"), dict):
+            arm["model_info"].pop("id", None)  # deployment ids are unique
+        arms.append(arm)
+    intended = {**copy.deepcopy(data), "model_list": [*copy.deepcopy(model_list), *arms]}
+    try:
+        edited: str | None = _append_to_list(text, "model_list", arms)
+    except _SpanEditUnsupported:
+        edited = None
+    if edited is not None and _loads_equal(edited, intended):
+        return edited, name
+    return yaml.safe_dump(intended, sort_keys=False, allow_unicode=True), name
 
 
 def put_alias(text: str, route: str, entry: AliasEntry | None) -> str:
@@ -189,6 +252,31 @@ def _span_edit(text: str, data: dict[str, Any], route: str, entry: AliasEntry | 
         if model_node is not None and isinstance(current, dict) and {**current, "model": entry["model"]} == entry:
             return _replace(text, model_node, entry["model"])
     return _replace(text, entry_node, entry)
+
+
+def _append_to_list(text: str, key: str, items: list[Any]) -> str:
+    """`text` with `items` appended (one flow-style entry a line) to the top-level block sequence at `key`."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise _SpanEditUnsupported from exc
+    if not isinstance(root, yaml.MappingNode):
+        raise _SpanEditUnsupported
+    node = _value_of(root, key)
+    if not isinstance(node, yaml.SequenceNode) or node.flow_style or not node.value:
+        raise _SpanEditUnsupported
+    first = node.value[0]
+    line_start = text.rfind("\n", 0, first.start_mark.index) + 1
+    dash = text.rfind("-", line_start, first.start_mark.index)
+    if dash == -1 or text[line_start:dash].strip():
+        raise _SpanEditUnsupported
+    pad = " " * (dash - line_start)
+    end = _content_end(node)
+    newline = text.find("\n", end)
+    lines = "".join(f"{pad}- {_flow(item)}\n" for item in items)
+    if newline == -1:
+        return text + "\n" + lines
+    return text[: newline + 1] + lines + text[newline + 1 :]
 
 
 def _value_of(mapping: yaml.Node, key: str) -> yaml.Node | None:
@@ -278,8 +366,14 @@ def _delete(text: str, mapping: yaml.Node, key: str, current: dict[str, Any]) ->
     raise _SpanEditUnsupported
 
 
-def target_model_group(target: interface.RouteTarget, *, gateway: str) -> str:
-    """The model group a LiteLLM route is switched to; LiteLLM cannot split a route by weight."""
+def target_model_group(target: interface.RouteTarget, *, gateway: str, applies_prompt: bool = False) -> str:
+    """The model group a LiteLLM route is switched to; LiteLLM cannot split a route by weight. A target with a
+    system prompt needs a gateway that defines prompt arms (`applies_prompt`), else PromptNotServable."""
+    if target.system_prompt and not applies_prompt:
+        raise interface.PromptNotServable(
+            f"{gateway}: {target.describe()} needs a model_list entry that applies the prompt, which this adapter "
+            "cannot add (LiteLLM without a database takes no model writes); use gateway.kind LiteLLMConfigMap"
+        )
     if target.model_group is None:
         raise interface.CanaryNotSupported(
             f"{gateway}: a LiteLLM alias points at one model group, so the route switches all at once; "

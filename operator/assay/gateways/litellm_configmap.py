@@ -1,6 +1,7 @@
 """LiteLLM configured from a ConfigMap: switch `router_settings.model_group_alias[<route>]` in config.yaml,
 then roll the LiteLLM Deployment so the proxy loads it (the slow path: LiteLLM without a database has no
-reload endpoint, so a switch takes effect when the new pods are ready).
+reload endpoint, so a switch takes effect when the new pods are ready). A candidate qualified with a system
+prompt is served through its prompt arm (litellm_config.define_arm): a model_list group applying that prompt.
 
 Touches: one key of one ConfigMap (a resourceVersion-guarded JSON patch of that key only) and one pod
 template annotation, `assay.dev/config-checksum`, on the Deployment (a strategic merge patch: changing it
@@ -69,12 +70,12 @@ class LiteLLMConfigMapGateway:
     def write(
         self, target: interface.RouteTarget, *, expected: interface.RouteSnapshot | None
     ) -> interface.RouteSnapshot:
-        model_group = litellm_config.target_model_group(target, gateway=self.describe())
+        model_group = litellm_config.target_model_group(target, gateway=self.describe(), applies_prompt=True)
         text, version = self._read_config()
         live = self._snapshot(text, version)
         interface.check_expected(live, expected)
         with interface.about(self.location):
-            new_text = litellm_config.set_alias(text, self._route, model_group)
+            new_text = litellm_config.set_alias(text, self._route, model_group, system_prompt=target.system_prompt)
         return self._commit(text, new_text, version)
 
     def restore(self, snapshot: interface.RouteSnapshot) -> interface.RouteSnapshot:

@@ -10,14 +10,21 @@ import pytest
 from assay.api import routepolicy
 from assay.controllers import references
 
+GATEWAYS: dict[str, dict[str, Any]] = {
+    "LiteLLMConfigMap": {"kind": "LiteLLMConfigMap", "configMapRef": {"name": "c", "key": "config.yaml"}},
+    "LiteLLMAdminAPI": {
+        "kind": "LiteLLMAdminAPI",
+        "url": "http://litellm:4000",
+        "masterKeySecretRef": {"name": "litellm-master", "key": "key"},
+    },
+}
+
 
 def _spec(kind: str = "HTTPRoute", **candidate: Any) -> routepolicy.RoutePolicySpec:
     return routepolicy.RoutePolicySpec.model_validate(
         {
             "promptType": "chat",
-            "gateway": {"kind": kind, "routeRef": {"name": "chat"}, "ruleIndex": 1}
-            if kind != "LiteLLMConfigMap"
-            else {"kind": kind, "configMapRef": {"name": "c", "key": "config.yaml"}},
+            "gateway": GATEWAYS.get(kind, {"kind": kind, "routeRef": {"name": "chat"}, "ruleIndex": 1}),
             "baseline": {"model": "big", "backend": "big-svc"},
             "candidates": [{"name": "small", "model": "small", **candidate}],
             "qualification": {
@@ -73,9 +80,21 @@ def test_an_image_outside_the_allow_list_is_named_and_no_job_is_made_for_it():
     assert "evaluator.allowedImages" in problem.message
 
 
-@pytest.mark.parametrize("kind", ["HTTPRoute", "EnvoyAIGatewayRoute", "LiteLLMConfigMap"])
-def test_a_system_prompt_no_gateway_adapter_can_serve_is_refused_naming_the_field(kind):
+@pytest.mark.parametrize("kind", ["HTTPRoute", "EnvoyAIGatewayRoute", "LiteLLMAdminAPI"])
+def test_a_candidate_prompt_the_gateway_adapter_cannot_serve_is_refused_naming_the_field(kind):
     problem = references.check_servable(_spec(kind, systemPrompt="Answer in one sentence."))
     assert problem is not None and problem.reason == "PromptNotServable"
     assert "spec.candidates[0].systemPrompt" in problem.message and kind in problem.message
+    assert "LiteLLMConfigMap" in problem.message  # where it can be served
     assert references.check_servable(_spec(kind)) is None
+
+
+def test_a_candidate_prompt_is_servable_on_litellm_configmap_and_a_baseline_prompt_nowhere():
+    assert references.check_servable(_spec("LiteLLMConfigMap", systemPrompt="Answer in one sentence.")) is None
+    for kind in ("LiteLLMConfigMap", "HTTPRoute"):
+        spec = _spec(kind).model_copy(
+            update={"baseline": _spec(kind).baseline.model_copy(update={"system_prompt": "Be brief."})}
+        )
+        problem = references.check_servable(spec)
+        assert problem is not None and problem.reason == "PromptNotServable"
+        assert problem.message.startswith("spec.baseline.systemPrompt is set")

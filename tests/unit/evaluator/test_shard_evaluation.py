@@ -26,7 +26,7 @@ from evaluator_harness import (
 )
 
 from assay import httpclient
-from assay.evaluator import dataset, errors, plan, sinks
+from assay.evaluator import dataset, errors, pairs, plan, sinks
 from assay.evaluator import shard as shard_module
 from assay.evaluator.shard import evaluate_shard
 from assaylab import simulator
@@ -452,3 +452,20 @@ async def test_a_window_committed_before_the_next_wake_does_not_end_the_shard():
     )
     assert not stopped
     assert committer.committed == list(range(25))
+
+
+def test_a_prompt_merges_into_the_apps_system_message_as_litellm_sends_it():
+    user = {"role": "user", "content": "Hi"}
+    assert pairs.apply_system_prompt([user], "Be brief. ") == [{"role": "system", "content": "Be brief. "}, user]
+    app = {"role": "system", "content": "You are the support bot."}
+    assert pairs.apply_system_prompt([app, user], " Be brief.\n") == [
+        {"role": "system", "content": "Be brief.\n\nYou are the support bot."},
+        user,
+    ]
+    parts = {"role": "system", "content": [{"type": "text", "text": "App."}]}
+    assert pairs.apply_system_prompt([parts, user], "Be brief.")[0]["content"] == [
+        {"type": "text", "text": "Be brief."},
+        {"type": "text", "text": "App."},
+    ]
+    assert pairs.apply_system_prompt([app, user], None) == [app, user]
+    assert app == {"role": "system", "content": "You are the support bot."}  # the input is not changed

@@ -131,3 +131,59 @@ def test_alias_entry_of_the_wrong_shape_is_reported_with_its_field():
     config = "model_list: [{model_name: a}]\nrouter_settings:\n  model_group_alias:\n    r: [a, b]\n"
     with pytest.raises(interface.InvalidGatewayConfig, match=r"router_settings\.model_group_alias\.r"):
         litellm_config.read_alias(config, "r")
+
+
+PROMPT = "Answer in two sentences.\nCite the policy: 'refunds in 30 days'."
+
+
+def test_a_prompt_arm_is_a_copy_of_the_group_with_the_prompt_and_the_alias_points_at_it():
+    after = litellm_config.set_alias(CONFIG, "support-summary", "gpt-small", system_prompt=PROMPT)
+    arm = litellm_config.arm_name("gpt-small", PROMPT)
+    assert arm == "gpt-small+prompt-" + interface.prompt_digest(PROMPT).removeprefix("sha256:")
+    data = yaml.safe_load(after)
+    assert data["router_settings"]["model_group_alias"]["support-summary"] == arm
+    before = yaml.safe_load(CONFIG)["model_list"]
+    assert data["model_list"][:2] == before  # the plain groups are untouched
+    assert data["model_list"][2:] == [
+        {"model_name": arm, "litellm_params": {**before[1]["litellm_params"], "litellm_system_prompt": PROMPT}}
+    ]
+    # Everything else byte for byte: the old text is a prefix-and-suffix of the new one around the added line.
+    assert "# the expensive baseline" in after and "# keep retries low" in after
+    added = [line for line in after.splitlines() if line not in CONFIG.splitlines()]
+    assert len(added) == 2 and added[0].startswith(f"  - {{model_name: {arm}")
+
+
+def test_switching_to_the_same_prompt_again_adds_nothing_and_back_to_the_plain_group_keeps_the_arm():
+    once = litellm_config.set_alias(CONFIG, "support-summary", "gpt-small", system_prompt=PROMPT)
+    assert litellm_config.set_alias(once, "support-summary", "gpt-small", system_prompt=PROMPT) == once
+    back = litellm_config.set_alias(once, "support-summary", "gpt-big")
+    assert yaml.safe_load(back)["router_settings"]["model_group_alias"]["support-summary"] == "gpt-big"
+    assert litellm_config.arm_name("gpt-small", PROMPT) in litellm_config.model_groups(back)
+    other = litellm_config.set_alias(back, "support-summary", "gpt-small", system_prompt="Be brief.")
+    assert len(yaml.safe_load(other)["model_list"]) == 4  # a new prompt is a new arm
+
+
+def test_an_arm_edited_by_hand_is_refused_not_overwritten():
+    once = litellm_config.set_alias(CONFIG, "support-summary", "gpt-small", system_prompt=PROMPT)
+    edited = once.replace("Answer in two sentences.", "Answer in ten sentences.")
+    with pytest.raises(interface.InvalidGatewayConfig, match="litellm_system_prompt is not the prompt"):
+        litellm_config.set_alias(edited, "support-summary", "gpt-small", system_prompt=PROMPT)
+
+
+def test_an_arm_of_a_missing_group_is_refused_and_deployment_ids_are_not_copied():
+    with pytest.raises(interface.ModelGroupNotFound, match="'gpt-tiny'"):
+        litellm_config.set_alias(CONFIG, "support-summary", "gpt-tiny", system_prompt=PROMPT)
+    flow = "model_list: [{model_name: m, litellm_params: {model: openai/m}, model_info: {id: d1, mode: chat}}]\n"
+    after = litellm_config.set_alias(flow, "r", "m", system_prompt=PROMPT)  # flow style: re-serialized
+    arm = yaml.safe_load(after)["model_list"][1]
+    assert arm["model_info"] == {"mode": "chat"} and arm["litellm_params"]["litellm_system_prompt"] == PROMPT
+
+
+def test_a_target_with_a_prompt_is_refused_where_the_adapter_cannot_add_an_arm():
+    target = interface.RouteTarget.to_model("gpt-small", system_prompt=PROMPT)
+    with pytest.raises(interface.PromptNotServable):
+        litellm_config.target_model_group(target, gateway="LiteLLMAdminAPI")
+    assert litellm_config.target_model_group(target, gateway="LiteLLMConfigMap", applies_prompt=True) == "gpt-small"
+    with pytest.raises(ValueError, match="system_prompt"):
+        interface.RouteTarget(weights={"a": 100}, system_prompt=PROMPT)
+    assert "sha256:" in target.describe() and "Answer" not in target.describe()
