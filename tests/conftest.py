@@ -41,6 +41,29 @@ class Kube:
         config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
         return client.ApiClient(configuration)
 
+    def discard_namespace(self, name: str) -> None:
+        """Delete a test's namespace and everything in it, assay's objects at once: deleted first (so no operator
+        adds its finalizer back), then their finalizers dropped, as a test that ended cannot wait for an operator
+        to hand routes back. Left behind, a module's operator would reconcile every earlier test's objects
+        against gateways long gone (in a full run, hundreds of namespaces). Best effort: teardown never fails."""
+        from kubernetes import client
+
+        api = self.api_client()
+        custom = client.CustomObjectsApi(api)
+        for plural in ("routepolicies", "qualificationruns"):
+            with contextlib.suppress(Exception):
+                items = custom.list_namespaced_custom_object("assay.dev", "v1alpha1", name, plural)["items"]
+                for item in items:
+                    object_name = item["metadata"]["name"]
+                    with contextlib.suppress(client.ApiException):
+                        custom.delete_namespaced_custom_object("assay.dev", "v1alpha1", name, plural, object_name)
+                    with contextlib.suppress(client.ApiException):
+                        custom.patch_namespaced_custom_object(
+                            "assay.dev", "v1alpha1", name, plural, object_name, {"metadata": {"finalizers": None}}
+                        )
+        with contextlib.suppress(Exception):
+            client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+
     def apply_crds(self, paths: list[pathlib.Path], *, timeout: float = 60) -> None:
         """Create (or replace) CRDs and wait until each is Established."""
         local_stack.apply_crds(self.api_client(), paths, timeout=timeout)
@@ -78,10 +101,12 @@ _counter = iter(range(1_000_000))
 
 
 @pytest.fixture
-def namespace(kube: Kube, request: pytest.FixtureRequest) -> str:
-    """A fresh namespace per test."""
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, discarded with its contents afterwards."""
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
-    return kube.create_namespace(f"t{next(_counter)}-{base}")
+    name = kube.create_namespace(f"t{next(_counter)}-{base}")
+    yield name
+    kube.discard_namespace(name)
 
 
 class InProcessOperator:

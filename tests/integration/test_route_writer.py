@@ -262,18 +262,19 @@ def test_many_policies_on_one_proxy_and_one_httproute_are_all_restored_every_rou
         promoted = time.monotonic()
         alert = firing(cluster.namespace)
         answer = cluster.post(alert)
-        restored = set(answer.json().get("restored", []))
-        # A 503 names what is not restored yet and asks for the redelivery Alertmanager makes (how fast one delivery
-        # restores all is measured in docs/benchmarks.md, not asserted here): the same notification again.
+        # Every matched policy is named, restored or not restored yet.
+        named = set(answer.json().get("restored", [])) | set(answer.json().get("failed", []))
+        # A 503 asks for the redelivery Alertmanager makes (how fast one delivery restores all is measured in
+        # docs/benchmarks.md, not asserted here): the same notification again, until 200. A rollback that landed
+        # since reads as a duplicate of this alert then; the statuses below show every route restored.
         while answer.status_code == 503 and redeliveries < 3 * ROUNDS:
             redeliveries += 1
             answer = cluster.post(alert)
-            restored |= set(answer.json().get("restored", []))
         restore_seconds.append(time.monotonic() - promoted)
         promote_seconds.append(promoted - started)
 
         assert answer.status_code == 200, answer.text
-        assert sorted(restored) == sorted(f"{cluster.namespace}/{n}" for n in names)
+        assert sorted(named) == sorted(f"{cluster.namespace}/{n}" for n in names)
         assert state.aliases() == baseline_aliases, f"round {round_}: a rollback undid another"
         assert cluster.routes() == baseline_weights, f"round {round_}: a rollback undid another"
         for name in names:
