@@ -59,6 +59,12 @@ def _report(argv: Sequence[str]) -> int:
     return command.main(list(argv))
 
 
+def _top(argv: Sequence[str]) -> int:
+    from assay.spend import command
+
+    return command.main(list(argv))
+
+
 def _plugin(name: str) -> Callable[[Sequence[str]], int]:
     def run(argv: Sequence[str]) -> int:
         from assay.report import plugin
@@ -79,8 +85,9 @@ COMMANDS = {
     "promote": (_plugin("promote"), "promote a RoutePolicy's candidate (annotation assay.dev/promote)"),
     "rollback": (_plugin("rollback"), "restore a RoutePolicy's last known good route (assay.dev/rollback)"),
     "requalify": (_plugin("requalify"), "qualify a RoutePolicy's candidates again (assay.dev/requalify)"),
+    "top": (_top, "rank routes by spend read from Prometheus, with the Pareto cut (docs/spend.md)"),
 }
-PLUGIN_COMMANDS = ("status", "report", "promote", "rollback", "requalify", "analyze")
+PLUGIN_COMMANDS = ("status", "report", "promote", "rollback", "requalify", "analyze", "top")
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "assay", only: Sequence[str] | None = None) -> int:

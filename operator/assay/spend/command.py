@@ -1,0 +1,202 @@
+"""`assay top` / `kubectl assay top`: routes (or features, tenants) ranked by spend read from Prometheus, with
+their cumulative share and the 80% Pareto cut; with a reachable cluster, each route's RoutePolicies, a
+qualified candidate not yet promoted and its projected saving; with `--forecast`, the month-end forecast and
+the money left on the table.
+
+Prometheus down, a query it refuses or no spend series at all is an error on stderr and exit code 2, never
+an empty table. No cluster is a note on stderr: spend is still ranked. The bearer token is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from assay.qualification import cost
+from assay.report import cluster, plugin
+from assay.spend import forecast, pareto, prometheus, reading, sources
+
+ENV_URL = "ASSAY_PROMETHEUS_URL"
+ENV_TOKEN = "ASSAY_PROMETHEUS_TOKEN"
+ENV_TOKEN_FILE = "ASSAY_PROMETHEUS_TOKEN_FILE"
+EXIT_OK, EXIT_FAILED = 0, 2
+SOURCES = ("litellm", "envoy-ai-gateway", "promql")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assay top", description="Rank routes (or features, tenants) by spend, from the gateway's metrics."
+    )
+    parser.add_argument("--prometheus-url", default=None, help=f"Prometheus base URL (default: ${ENV_URL})")
+    parser.add_argument(
+        "--token-file", default=None, help=f"file holding a bearer token for Prometheus (default: ${ENV_TOKEN_FILE})"
+    )
+    parser.add_argument("--source", choices=SOURCES, default="litellm", help="the gateway kind exporting spend")
+    parser.add_argument("--promql", help="with --source promql: PromQL answering USD, with $window and $by")
+    parser.add_argument("--by", choices=sources.DIMENSIONS, default="route", help="what to rank (default: route)")
+    parser.add_argument("--window", default="30d", help="Prometheus duration to sum spend over (1d, 7d, 30d...)")
+    parser.add_argument("--at", type=float, help="evaluate at this Unix time (default: now)")
+    parser.add_argument(
+        "--feature-label", default="metadata.feature", help="LiteLLM custom_prometheus_metadata_labels entry"
+    )
+    parser.add_argument("--tenant-label", default="metadata.tenant", help="the same, for the tenant")
+    parser.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE", help="only these series")
+    parser.add_argument("--cut", type=float, default=pareto.DEFAULT_CUT, help="Pareto cut as a share (0.8)")
+    parser.add_argument("--forecast", action="store_true", help="add the month-end forecast (one query per day)")
+    parser.add_argument("-n", "--namespace", help="RoutePolicies of this namespace (default: the context's)")
+    parser.add_argument("-A", "--all-namespaces", action="store_true", help="RoutePolicies of every namespace")
+    parser.add_argument("--no-cluster", action="store_true", help="do not read RoutePolicies")
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    return parser
+
+
+def _token(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    path = args.token_file or env.get(ENV_TOKEN_FILE)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip() or None
+        except OSError as exc:
+            raise prometheus.PrometheusError(f"cannot read the token file {path}: {exc.strerror}") from None
+    return env.get(ENV_TOKEN) or None
+
+
+def _source(args: argparse.Namespace) -> sources.SpendSource:
+    matchers = dict(item.split("=", 1) for item in args.match)
+    if args.source == "litellm":
+        metadata = {"feature": args.feature_label, "tenant": args.tenant_label}
+        return sources.LiteLLMSource(metadata_labels=metadata, matchers=matchers)
+    if args.source == "envoy-ai-gateway":
+        return sources.EnvoyAIGatewaySource(prices=cost.default_prices(), matchers=matchers)
+    return sources.PromQLSource(spend=args.promql, group_labels={dim: dim for dim in sources.DIMENSIONS})
+
+
+def _policies(args: argparse.Namespace, stderr: TextIO) -> list[pareto.PolicyRoute]:
+    if args.no_cluster or args.by != "route":
+        return []
+    namespace = None if args.all_namespaces else args.namespace or cluster.current_namespace()
+    try:
+        found = cluster.list_objects("RoutePolicy", namespace)
+    except cluster.ClusterError as exc:
+        print(f"assay top: RoutePolicies not read ({exc}); ranking spend only", file=stderr)
+        return []
+    return [pareto.policy_route(policy) for policy in found]
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _cells(row: pareto.Row, by: str, forecasts: Mapping[str, forecast.Forecast] | None) -> list[str]:
+    best = row.best_saving
+    cells = [
+        str(row.rank),
+        row.group or "(none)",
+        _usd(row.usd),
+        f"{row.share:.1%}",
+        f"{row.cumulative:.1%}",
+        "-" if row.requests is None else f"{row.requests:,.0f}",
+        "-" if row.cost_per_request is None else f"${row.cost_per_request:.6f}",
+    ]
+    if by == "route":
+        names = ",".join(f"{p.namespace}/{p.name}" for p in row.policies) or "-"
+        cells += [names, best.qualified if best and best.qualified else "-"]
+        cells += ["-" if best is None or best.saving_percent is None else f"{best.saving_percent:.0f}%"]
+    if forecasts is not None:
+        month = forecasts.get(row.group)
+        interval = "-" if month is None or month.low is None else f"{_usd(month.low)}-{_usd(month.high)}"
+        left = forecast.left_on_table(month, best.saving_percent if best else None) if month else None
+        cells += [_usd(month.point if month else None), interval, _usd(left)]
+    return cells
+
+
+def table(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
+    """The terminal table: ranked rows, a line under the Pareto cut, and a summary."""
+    headers = ["#", by.upper(), f"SPEND {window}", "SHARE", "CUM", "REQUESTS", "USD/REQ"]
+    if by == "route":
+        headers += ["POLICY", "QUALIFIED", "SAVING"]
+    if forecasts is not None:
+        headers += ["MONTH-END", "95% INTERVAL", "LEFT ON TABLE"]
+    lines = plugin._table(headers, [_cells(row, by, forecasts) for row in rows]).split("\n")
+    in_head = len(pareto.head(rows))
+    if 0 < in_head < len(rows):
+        lines.insert(in_head + 1, f"---- {cut:.0%} of spend above this line ----")
+    total = sum(row.usd for row in rows)
+    lines.append(f"\n{in_head} of {len(rows)} {by}s hold {cut:.0%} of {_usd(total)} spent over {window}")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
+    """The same figures as JSON, for scripts."""
+    items = []
+    for row in rows:
+        best = row.best_saving
+        item: dict[str, Any] = {
+            "rank": row.rank,
+            by: row.group,
+            "usd": row.usd,
+            "requests": row.requests,
+            "costPerRequest": row.cost_per_request,
+            "share": row.share,
+            "cumulativeShare": row.cumulative,
+            "inHead": row.in_head,
+        }
+        if by == "route":
+            item["policies"] = [f"{p.namespace}/{p.name}" for p in row.policies]
+            item["qualifiedCandidate"] = best.qualified if best else None
+            item["projectedSavingPercent"] = best.saving_percent if best else None
+        if forecasts is not None and row.group in forecasts:
+            month = forecasts[row.group]
+            item["forecast"] = {
+                "monthEnd": month.point,
+                "low": month.low,
+                "high": month.high,
+                "spentSoFar": month.spent,
+                "method": month.method,
+                "leftOnTable": forecast.left_on_table(month, best.saving_percent if best else None),
+            }
+        items.append(item)
+    return json.dumps({"by": by, "window": window, "cut": cut, "rows": items}, indent=2) + "\n"
+
+
+def main(
+    argv: Sequence[str],
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    out, err, environ = stdout or sys.stdout, stderr or sys.stderr, os.environ if env is None else env
+    parser = _parser()
+    args = parser.parse_args(list(argv))
+    url = args.prometheus_url or environ.get(ENV_URL)
+    if not url:
+        parser.error(f"give --prometheus-url or set {ENV_URL}")
+    if args.source == "promql" and not args.promql:
+        parser.error("--source promql needs --promql")
+    if any("=" not in item for item in args.match):
+        parser.error("--match takes LABEL=VALUE")
+    try:
+        prometheus.check_duration(args.window)
+        source = _source(args)
+        token = _token(args, environ)
+        with prometheus.PrometheusClient(url, bearer_token=token) as client:
+            spent = reading.spend(client, source, args.window, by=args.by, at=args.at)
+            counted = reading.requests(client, source, args.window, by=args.by, at=args.at)
+            forecasts = None
+            if args.forecast:
+                now = datetime.datetime.fromtimestamp(args.at, datetime.UTC) if args.at else None
+                month = reading.month_so_far(client, source, now=now or datetime.datetime.now(datetime.UTC), by=args.by)
+                forecasts = month.forecasts()
+    except (prometheus.PrometheusError, ValueError) as exc:
+        print(f"assay top: {exc}", file=err)
+        return EXIT_FAILED
+    rows = pareto.rank(spent, requests=counted, policies=_policies(args, err), cut=args.cut)
+    render = as_json if args.output == "json" else table
+    out.write(render(rows, by=args.by, window=args.window, cut=args.cut, forecasts=forecasts))
+    return EXIT_OK
