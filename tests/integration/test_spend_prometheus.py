@@ -20,9 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from kubernetes import client
 
 import realparts
-from assay import cli
+from assay import GROUP, VERSION, cli
+from assay import kube as assay_kube
 from assay.spend import command, reading, sources
 from assay.spend import prometheus as prom
 from assaylab import litellm, monitoring
@@ -45,6 +48,7 @@ FEATURES = ("chat", "search")
 FEATURE_LABEL = "metadata.feature"
 REQUESTS_PER_PAIR = {("support", "chat"): 12, ("support", "search"): 5, ("faq", "chat"): 20, ("faq", "search"): 8}
 SPEND = sources.LITELLM_SPEND
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -205,12 +209,15 @@ def test_spend_per_feature_label_matches_the_requests_sent_to_the_cent(
 
 def test_the_standard_windows_read_the_same_traffic(prometheus_server: monitoring.Prometheus, measured: Measured):
     """Over 1d the series' whole life is in the window: increase() counts all but each series' first sample
-    (the warm-up), extrapolated by at most half a scrape interval at each end."""
+    (the warm-up), and extrapolates towards the window's start by up to half a scrape interval."""
     source = sources.LiteLLMSource()
     with _client(prometheus_server) as client:
         day = reading.spend(client, source, "1d", at=measured.at)
+    # Extrapolation adds at most 1.1 scrape intervals (1 s) over the series' sampled life, which is at least the
+    # exact window; it never subtracts.
+    sampled_s = int(measured.window.removesuffix("ms")) / 1000
     for route, usd in measured.sent.by(0).items():
-        assert day[route] == pytest.approx(usd, rel=0.1)
+        assert usd * (1 - 1e-9) <= day[route] <= usd * (1 + 1.1 / sampled_s), (route, day[route], usd)
     print(
         "\nincrease()[1d] against the dollars sent: "
         + ", ".join(f"{r} {100 * (day[r] / usd - 1):+.2f}%" for r, usd in measured.sent.by(0).items())
@@ -261,3 +268,39 @@ def test_assay_top_against_a_prometheus_that_is_down_fails_with_a_clear_error(tm
     code = command.main(["--prometheus-url", stopped.url, "--no-cluster"], stdout=io.StringIO(), stderr=err, env={})
     assert code == command.EXIT_FAILED
     assert f"is Prometheus running at {stopped.url}" in err.getvalue()
+
+
+@pytest.mark.integration
+def test_assay_top_marks_routes_with_policies_and_a_qualified_candidate_from_the_cluster(
+    kube, namespace: str, monkeypatch: pytest.MonkeyPatch, prometheus_server: monitoring.Prometheus, measured: Measured
+):
+    """A RoutePolicy for the `support` route whose candidate `tiny` passed (projected saving 80%) while `mini`
+    serves: `assay top` lists the policy, offers `tiny` and its saving; `faq` has no policy."""
+    body = yaml.safe_load((REPO / "examples" / "routepolicy-litellm.yaml").read_text())
+    body["metadata"]["name"] = "support-policy"
+    body["spec"]["promptType"] = "support"
+    custom = client.CustomObjectsApi(kube.api_client())
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "routepolicies", body)
+    status = {
+        "promotedCandidate": "mini",
+        "candidates": [
+            {"name": "mini", "phase": "Passed", "savingsPercent": 60.0},
+            {"name": "tiny", "phase": "Passed", "savingsPercent": 80.0},
+        ],
+    }
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "routepolicies", "support-policy", {"status": status}
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    assay_kube.api_client.cache_clear()
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        args = ["--prometheus-url", prometheus_server.url, "-n", namespace, "--output", "json"]
+        code = command.main([*args, "--window", measured.window, "--at", f"{measured.at:.3f}"], stdout=out, stderr=err)
+    finally:
+        assay_kube.api_client.cache_clear()
+    assert (code, err.getvalue()) == (0, "")
+    rows = {row["route"]: row for row in json.loads(out.getvalue())["rows"]}
+    assert rows["support"]["policies"] == [f"{namespace}/support-policy"]
+    assert (rows["support"]["qualifiedCandidate"], rows["support"]["projectedSavingPercent"]) == ("tiny", 80.0)
+    assert (rows["faq"]["policies"], rows["faq"]["qualifiedCandidate"]) == ([], None)
