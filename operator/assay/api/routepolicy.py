@@ -219,6 +219,91 @@ class Rollback(ApiModel):
     )
 
 
+class Watch(ApiModel):
+    """Watching quality on live traffic after a promotion: a share of the requests the promoted arm served is
+    replayed to the last known good baseline and judged blind in both orders, as in qualification; an
+    anytime-valid drift test on the scores acts on a proven drop."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "self.meanDaysBetweenFalseAlarms * double(self.maxSamplesPerDay) > 1.0",
+                    "meanDaysBetweenFalseAlarms times maxSamplesPerDay must be above 1: it is the drift "
+                    "detector's threshold (raise either)",
+                    field_path=".meanDaysBetweenFalseAlarms",
+                ),
+            ]
+        }
+    )
+
+    sample_rate: float = pydantic.Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="Share of the promoted arm's requests sampled for judging, e.g. 0.01 for 1%.",
+    )
+    max_samples_per_day: int = pydantic.Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="Most samples judged per UTC day, spread over the day (a sample is admitted only while the "
+        "day's count is below this cap times the share of the day elapsed, plus one hour's worth).",
+    )
+    max_cost_per_day: float = pydantic.Field(
+        default=5.0,
+        ge=0,
+        le=100_000,
+        description="Most USD a UTC day spent on watching (baseline replays and judge calls, priced like "
+        "qualification). Once reached, the route is not watched until the next day (condition Watched False, "
+        "reason BudgetExhausted).",
+    )
+    mode: Literal["Window", "Indefinite"] = pydantic.Field(
+        default="Indefinite",
+        description="Window: the qualification's betting test in reverse over the first windowSamples samples "
+        "after the promotion, at level alpha. Indefinite: a CUSUM e-detector whose threshold gives the stated "
+        "mean time between false alarms.",
+    )
+    window_samples: int = pydantic.Field(
+        default=500, ge=1, le=2000, description="Window: samples watched after the promotion."
+    )
+    alpha: float = pydantic.Field(
+        default=0.05, gt=0, lt=0.5, description="Window: the chance of a false alarm within the window."
+    )
+    mean_days_between_false_alarms: float = pydantic.Field(
+        default=365,
+        gt=0,
+        le=36_500,
+        description="Indefinite: the stated mean time between false alarms when quality holds; the detector's "
+        "threshold is this times maxSamplesPerDay.",
+    )
+    drift_gap: float = pydantic.Field(
+        default=0.05,
+        ge=0,
+        lt=0.45,
+        description="How far below the qualification bar (0.5 - margin) the live mean score must fall to be a "
+        "drift: a candidate that sits at the bar it qualified against does not alarm.",
+    )
+    on_drift: Literal["RollBack", "HoldForApproval"] = pydantic.Field(
+        default="RollBack",
+        description="RollBack: restore the last known good route (reason QualityDrift). HoldForApproval: set "
+        "the QualityDrift condition and an Event, and wait for the assay.dev/rollback annotation.",
+    )
+    starved_after_seconds: int = pydantic.Field(
+        default=6 * 3600,
+        ge=10,
+        le=7 * 24 * 3600,
+        description="No sample for this long while promoted: not watched (reason SamplerStarved).",
+    )
+    max_judge_error_rate: float = pydantic.Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Above this share of failed or unreadable judgings among the recent samples: not watched "
+        "(reason JudgeErrors).",
+    )
+
+
 class Qualification(ApiModel):
     """What each candidate is evaluated on and how the verdict is reached."""
 
@@ -274,6 +359,11 @@ class RoutePolicySpec(ApiModel):
                     "its model): a weight gateway could not tell them apart",
                     field_path=".candidates",
                 ),
+                common.cel(
+                    "!has(self.watch) || self.watch.driftGap < 0.5 - self.qualification.test.margin",
+                    "watch.driftGap must be below 0.5 - qualification.test.margin: the drift margin must stay above 0",
+                    field_path=".watch.driftGap",
+                ),
             ]
         }
     )
@@ -294,6 +384,9 @@ class RoutePolicySpec(ApiModel):
     qualification: Qualification = pydantic.Field(description="How candidates are evaluated.")
     promotion: Promotion = common.nested(Promotion, "How a passing candidate gets the traffic.")
     rollback: Rollback = common.nested(Rollback, "When the route goes back to the last known good one.")
+    watch: Watch | None = pydantic.Field(
+        default=None, description="Watch quality on live traffic after a promotion. Omit not to watch."
+    )
     pricing: list[evaluation.ModelPrice] = pydantic.Field(
         default_factory=list,
         max_length=64,
@@ -354,7 +447,7 @@ class Savings(ApiModel):
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '62%'.")
 
 
-IntentSource = Literal["Automatic", "Command", "Alert", "GatewayChange", "Deletion"]
+IntentSource = Literal["Automatic", "Command", "Alert", "GatewayChange", "Deletion", "Watch"]
 
 
 class PendingAction(ApiModel):
@@ -369,7 +462,8 @@ class PendingAction(ApiModel):
     source: IntentSource | None = pydantic.Field(
         default=None,
         description="What asked for it: Automatic (a passed qualification), Command (an assay.dev/* annotation), "
-        "Alert (a drift alert), GatewayChange (spec.gateway edited while promoted), Deletion.",
+        "Alert (a drift alert), GatewayChange (spec.gateway edited while promoted), Deletion, Watch (assay's own "
+        "live quality watch).",
     )
     candidate: str | None = pydantic.Field(default=None, description="Candidate being promoted.")
     step: int | None = pydantic.Field(default=None, description="Canary step index being applied.")
@@ -403,6 +497,42 @@ class RouteSource(ApiModel):
     )
 
 
+class WatchStatus(ApiModel):
+    """The live quality watch of the promoted candidate (spec.watch)."""
+
+    candidate: str | None = pydantic.Field(default=None, description="The promoted candidate being watched.")
+    promoted_at: datetime.datetime | None = pydantic.Field(
+        default=None, description="When that promotion happened (a new promotion starts a new watch)."
+    )
+    mode: str | None = pydantic.Field(default=None, description="Window or Indefinite.")
+    samples: int = pydantic.Field(default=0, description="Samples judged against the baseline.")
+    wins: int = pydantic.Field(default=0, description="Samples the candidate won (score above 0.5).")
+    ties: int = pydantic.Field(default=0, description="Samples tied (score 0.5).")
+    losses: int = pydantic.Field(default=0, description="Samples the candidate lost (score below 0.5).")
+    judge_errors: int = pydantic.Field(default=0, description="Samples whose replay or judging failed.")
+    mean_score: float | None = pydantic.Field(default=None, description="Mean score of the judged samples.")
+    drift_margin: float | None = pydantic.Field(default=None, description="The mean score below which is drift.")
+    e_value: float | None = pydantic.Field(default=None, description="The drift detector's evidence against no drift.")
+    threshold: float | None = pydantic.Field(default=None, description="The e-value at which the detector alarms.")
+    alarmed_at: int | None = pydantic.Field(default=None, description="The sample at which drift was proven.")
+    cost_usd: float = pydantic.Field(default=0.0, description="USD spent on watching this promotion.")
+    day: str | None = pydantic.Field(default=None, description="The UTC day the daily counts are for.")
+    samples_today: int = pydantic.Field(default=0, description="Samples judged on that day.")
+    cost_today_usd: float = pydantic.Field(default=0.0, description="USD spent on that day.")
+    last_sample_at: datetime.datetime | None = pydantic.Field(default=None, description="When the last sample came.")
+    not_watched: str | None = pydantic.Field(
+        default=None, description="Why the route is not watched now (SamplerStarved, BudgetExhausted, JudgeErrors)."
+    )
+    recent_errors: list[bool] = pydantic.Field(
+        default_factory=list, max_length=100, description="Whether each recent sample's judging failed (newest last)."
+    )
+    detector: dict[str, Any] = pydantic.Field(
+        default_factory=dict,
+        description="The detector's exact state, to resume it.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
 class RoutePolicyStatus(ApiModel):
     """What assay observed and did."""
 
@@ -411,7 +541,7 @@ class RoutePolicyStatus(ApiModel):
     conditions: list[common.Condition] = pydantic.Field(
         default_factory=list,
         max_length=16,
-        description="Ready, Qualified, Promoted, RolledBack, Degraded.",
+        description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift.",
         json_schema_extra=common.list_map("type"),
     )
     active_route: RouteState | None = pydantic.Field(default=None, description="The route as assay last set it.")
@@ -447,6 +577,7 @@ class RoutePolicyStatus(ApiModel):
     qualification_epoch: int = pydantic.Field(
         default=0, description="Bumped by each requalification; part of the QualificationRun names."
     )
+    watch: WatchStatus | None = pydantic.Field(default=None, description="The live quality watch (spec.watch).")
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
