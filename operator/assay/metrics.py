@@ -40,5 +40,20 @@ ROLLBACKS_PENDING = Gauge(
 ROLLBACK_ATTEMPTS_FAILED = Counter(
     "assay_rollback_attempts_failed_total", "Rollback attempts that failed (each is retried).", ["namespace", "policy"]
 )
+WATCH_SAMPLES = Counter(
+    "assay_watch_samples_total",
+    "Live samples of promoted routes, by outcome: judged, judge_error, capped (daily sample cap), over_budget, "
+    "ignored (not the promoted arm), dropped (queue full).",
+    ["namespace", "policy", "outcome"],
+)
+WATCH_E_VALUE = Gauge(
+    "assay_watch_e_value",
+    "The drift detector's e-value on a watched route (alarm at its threshold).",
+    ["namespace", "policy"],
+)
+WATCH_COST = Counter("assay_watch_cost_usd_total", "USD spent on watching promoted routes.", ["namespace", "policy"])
+QUALITY_DRIFTS = Counter(
+    "assay_quality_drift_total", "Proven drops of live quality, by action taken.", ["namespace", "policy", "action"]
+)
 LEADER = Gauge("assay_leader", "1 while this operator process holds the leader Lease.")
 RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])

@@ -84,7 +84,7 @@ def make_app(
                 headers={"Retry-After": "1"},
             )
         presented = request.headers.get("Authorization", "")
-        if not _bearer_matches(presented, expected):
+        if not bearer_matches(presented, expected):
             metrics.ALERTS.labels(outcome="unauthorized").inc()
             logger.warning("Rejected an alert delivery from %s: missing or wrong bearer token", request.remote)
             return web.json_response(
@@ -210,7 +210,7 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("the runner listens on no TCP port; was it started with serve()?")
 
 
-def _bearer_matches(presented: str, expected: bytes) -> bool:
+def bearer_matches(presented: str, expected: bytes) -> bool:
     # Constant-time over the whole header, so timing does not reveal how much of the token was right.
     scheme, _, credentials = presented.partition(" ")
     normalized = f"Bearer {credentials.strip()}" if scheme.lower() == "bearer" else presented

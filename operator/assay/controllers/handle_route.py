@@ -190,9 +190,12 @@ def _act(
         notices = machine.record_rolled_back(
             after, state=restored.to_state(), describe=gateway.describe(), generation=generation, now=now
         )
-        reason = {"Alert": "alert", "Deletion": "deleted", "GatewayChange": "gateway_change"}.get(
-            pending.source or "", "manual"
-        )
+        reason = {
+            "Alert": "alert",
+            "Deletion": "deleted",
+            "GatewayChange": "gateway_change",
+            "Watch": "quality_drift",
+        }.get(pending.source or "", "manual")
         metrics.ROLLBACKS.labels(reason=reason).inc()
         metrics.ROLLBACKS_PENDING.labels(namespace=namespace, policy=name).set(0)
         if spec is not None:

@@ -11,7 +11,15 @@ from typing import Any
 import kopf
 
 from assay import GROUP, VERSION, kube, metrics
-from assay.controllers import Logger, handle_alert, handle_qualificationrun, handle_route, handle_routepolicy, status
+from assay.controllers import (
+    Logger,
+    handle_alert,
+    handle_qualificationrun,
+    handle_route,
+    handle_routepolicy,
+    handle_watch,
+    status,
+)
 from assay.gateways import interface
 
 KOPF_PREFIX = f"kopf.{GROUP}"
@@ -21,6 +29,8 @@ RECONCILE_INTERVAL = float(os.environ.get("ASSAY_RECONCILE_INTERVAL", "10"))
 # Idle policies (nothing in flight, assay.promotion.machine.in_flight) are reconciled on events, and re-checked
 # only this rarely: a Secret or ConfigMap they reference may be deleted without an event assay sees.
 IDLE_RESYNC_INTERVAL = float(os.environ.get("ASSAY_IDLE_RESYNC_INTERVAL", "600"))
+# How often a watched route's Watched condition is refreshed when no sample comes (starvation).
+WATCH_CHECK_INTERVAL = float(os.environ.get("ASSAY_WATCH_CHECK_INTERVAL", "60"))
 
 
 @kopf.on.startup()
@@ -108,8 +118,20 @@ def routepolicy_resync(body: kopf.Body, uid: str, logger: Logger, **_: Any) -> N
 
 @kopf.on.event(GROUP, VERSION, "routepolicies")
 async def routepolicy_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """Keep the alert path's index of policies current (no API call when an alert arrives)."""
+    """Keep the alert path's index of policies, and the watch's index of promoted routes, current (no API call
+    when an alert or a sample arrives)."""
     handle_alert.INDEX.observe(event.get("type"), body)
+    handle_watch.INDEX.observe(event.get("type"), body)
+
+
+def _watched(body: kopf.Body, **_: Any) -> bool:
+    return handle_watch.watched_of(body) is not None
+
+
+@kopf.timer(GROUP, VERSION, "routepolicies", interval=WATCH_CHECK_INTERVAL, sharp=False, when=_watched)
+def routepolicy_watch_check(body: kopf.Body, **_: Any) -> None:
+    """A watched route's Watched condition is refreshed without samples too: starvation shows this way."""
+    handle_watch.check(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "routepolicies")

@@ -158,10 +158,34 @@ async def _start_webhook(options: OperatorOptions) -> Any:
         raise SystemExit("the alert webhook needs ASSAY_WEBHOOK_TOKEN (from a Secret); set it or disable the webhook")
     list_policies, on_matches, ready = handle_alert.callbacks(options.namespaces)
     app = alerts.make_app(token=token, list_policies=list_policies, on_matches=on_matches, ready=ready)
+    _add_recorder(app)
     tls = alerts_transport.tls_context_from_env()  # the chart mounts tls.crt/tls.key from a Secret
     runner = await alerts.serve(app, host=options.bind_host, port=options.webhook_port, ssl_context=tls)
     logger.info("alert webhook on :%d/alerts (%s)", alerts.bound_port(runner), "TLS" if tls else "plain HTTP")
     return runner
+
+
+def _add_recorder(app: web.Application) -> None:
+    """The live-quality recorder (assay.watch.recorder) on the webhook app, with its own bearer token from
+    ASSAY_RECORDER_TOKEN (the sampler in the gateway holds it); absent, no route is watched."""
+    token = os.environ.get("ASSAY_RECORDER_TOKEN", "").strip()
+    if not token:
+        return
+    from assay.controllers import handle_watch
+    from assay.watch import recorder
+
+    worker = handle_watch.Worker()
+
+    async def start(_: web.Application) -> None:
+        worker.start()
+
+    async def stop(_: web.Application) -> None:
+        await worker.stop()
+
+    recorder.add_routes(app, token=token, sampling=handle_watch.INDEX.sampling, accept=worker.accept)
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    logger.info("live-quality recorder on the webhook port (/v1/sampling, /v1/samples)")
 
 
 async def _run_kopf(

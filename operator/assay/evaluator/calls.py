@@ -124,8 +124,12 @@ class ChatEndpoint:
         timeout: float,
         max_connections: int,
         on_retry: Callable[[int, str], None] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = f"{url.rstrip('/')}/chat/completions"
+        # Sent as the request's `metadata` (LiteLLM keeps it with the call): assay.watch tags its own calls so
+        # the gateway's sampler never samples them and spend can tell them apart.
+        self._metadata = dict(metadata) if metadata else None
         self.role = role
         self._limit = limit
         self._policy = policy
@@ -154,7 +158,9 @@ class ChatEndpoint:
     ) -> Completion:
         """The model's answer to the messages; raises CallRejected or ModelCallFailed (both name the record)."""
         what = f"{self.role} call to model {model!r} for record {record_id!r}"
-        payload = {"model": model, "messages": list(messages)}
+        payload: dict[str, Any] = {"model": model, "messages": list(messages)}
+        if self._metadata is not None:
+            payload["metadata"] = self._metadata
         latency_ms = 0.0
 
         async def send() -> httpx.Response:

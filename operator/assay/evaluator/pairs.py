@@ -184,17 +184,60 @@ class PairEvaluator:
             )
             candidate_call, candidate_text = called, called.text
             self._counters.pairs += 1
+        return await self._judged(
+            record,
+            seq=slot.seq,
+            control=slot.control,
+            baseline=baseline,
+            replayed=replayed,
+            candidate_call=candidate_call,
+            candidate_text=candidate_text,
+            control_kind=control_kind,
+            extras=extras,
+        )
 
-        agreed = None if slot.control else agreement.check(baseline.text, candidate_text)
+    async def evaluate_served(self, record: dataset.Record, served: calls.Completion, *, seq: int) -> dict[str, Any]:
+        """The evidence record of a live sample (assay.watch): the candidate's answer is the one the gateway
+        served, the baseline is called (or replayed) and the pair is checked and judged exactly as in `evaluate`.
+        Raises CallRejected / ModelCallFailed when a call finally fails."""
+        baseline, replayed = await self._baseline(record, priority=seq)
+        self._counters.pairs += 1
+        return await self._judged(
+            record,
+            seq=seq,
+            control=False,
+            baseline=baseline,
+            replayed=replayed,
+            candidate_call=served,
+            candidate_text=served.text,
+            control_kind=None,
+            extras={},
+        )
+
+    async def _judged(
+        self,
+        record: dataset.Record,
+        *,
+        seq: int,
+        control: bool,
+        baseline: calls.Completion,
+        replayed: bool,
+        candidate_call: calls.Completion | None,
+        candidate_text: str,
+        control_kind: plan.ControlKind | None,
+        extras: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Agreement, else the blind judge in both orders, and the format checks: the evidence record."""
+        agreed = None if control else agreement.check(baseline.text, candidate_text)
         verdicts: list[Verdict] = []
         if agreed is None:
             verdicts = list(
                 await asyncio.gather(
                     self._judge_order(
-                        record, candidate=candidate_text, baseline=baseline.text, candidate_is="A", priority=slot.seq
+                        record, candidate=candidate_text, baseline=baseline.text, candidate_is="A", priority=seq
                     ),
                     self._judge_order(
-                        record, candidate=candidate_text, baseline=baseline.text, candidate_is="B", priority=slot.seq
+                        record, candidate=candidate_text, baseline=baseline.text, candidate_is="B", priority=seq
                     ),
                 )
             )
@@ -203,9 +246,9 @@ class PairEvaluator:
         judge_completions = [c for v in verdicts for c in v.completions]
         self._counters.judge_calls += len(judge_completions)
         return {
-            "seq": slot.seq,
+            "seq": seq,
             "id": record.id,
-            "control": slot.control,
+            "control": control,
             "agreement": agreed,
             "judge": (
                 {"candidate_first": verdicts[0].winner, "baseline_first": verdicts[1].winner} if verdicts else None

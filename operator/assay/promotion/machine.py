@@ -434,7 +434,9 @@ def record_rolled_back(
     reason = pending.reason or "Manual"
     if pending.source == "Alert":
         status.last_alert = reason
-    condition_reason = {"Alert": "DriftAlert", "GatewayChange": "GatewayChanged"}.get(pending.source or "", "Manual")
+    condition_reason = {"Alert": "DriftAlert", "GatewayChange": "GatewayChanged", "Watch": "QualityDrift"}.get(
+        pending.source or "", "Manual"
+    )
     message = f"Restored the last known good route ({state.model or 'baseline'}) on {describe}; trigger: {reason}."
     if pending.attempts:
         message += f" It took {pending.attempts + 1} attempts."
