@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from assay.api import QualificationRunSpec
-from assay.evaluator import calls, dataset
+from assay.evaluator import calls, dataset, errors
 from assay.optimize import checkpoint, driver, split
 from assay.qualification import decision, evidence, judge
 from assaylab import instructed
@@ -97,14 +97,17 @@ class Judge:
 class Reflector:
     """The reflection model: reads GEPA's instruction-proposal prompt and edits the instruction (instructed.propose)."""
 
-    def __init__(self, *, edit: str | None = None) -> None:
+    def __init__(self, *, edit: str | None = None, fail_at: int | None = None) -> None:
         self.calls = 0
         self.edit = edit
+        self.fail_at = fail_at
 
     async def complete(
         self, model: str, messages: Sequence[Mapping[str, Any]], *, record_id: str, priority: int = 0
     ) -> calls.Completion:
         self.calls += 1
+        if self.calls == self.fail_at:
+            raise errors.ModelCallFailed("reflection call failed", reason="ModelUnavailable")
         text = str(messages[-1]["content"])
         current = re.search(r"```\n(.*?)\n```", text, re.DOTALL)
         instruction = current.group(1).strip() if current else ""
@@ -182,6 +185,17 @@ async def test_a_killed_run_resumes_without_repeating_an_evaluation_and_reaches_
     baseline_call = (100 * 1.0 + 50 * 2.0) / 1e6
     assert 0 <= result.usd - reference.usd <= baseline_call * (len(TRAIN) + len(VALIDATION)) + 1e-9
     assert sum(killed.calls.values()) + sum(resumed.calls.values()) == reference.judge_calls
+
+
+async def test_a_failed_reflection_stops_the_run_and_its_resumption_reaches_the_same_result(tmp_path):
+    """GEPA swallows what a proposal raises; the driver does not, or a replay would shift every later proposal."""
+    budget = driver.Budget(judge_calls=20_000, usd=5.0, rounds=8)
+    reference = await run(make_spec(), Models(), Judge(), budget=budget)
+    path = tmp_path / "optimize.json"
+    with pytest.raises(errors.ModelCallFailed):
+        await run(make_spec(), Models(), Judge(), budget=budget, checkpoint_path=path, reflection=Reflector(fail_at=3))
+    result = await run(make_spec(), Models(), Judge(), budget=budget, checkpoint_path=path)
+    assert result == dataclasses.replace(reference, usd=result.usd)
 
 
 async def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
