@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 def _operator(argv: Sequence[str]) -> int:
     from assay.controllers import runtime
+    from assay.spend import prometheus
 
     parser = argparse.ArgumentParser(prog="assay operator", description="Run the assay operator.")
     parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeatable)")
@@ -22,7 +23,25 @@ def _operator(argv: Sequence[str]) -> int:
         default=int(os.environ.get("ASSAY_HEALTH_PORT", "0")) or None,
         help="serve /healthz (alive) and /readyz (leading, alert index warm) on this port",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("ASSAY_PROMETHEUS_URL") or None,
+        help="the Prometheus that scrapes the gateways: each RoutePolicy's status.spend is read from it",
+    )
+    parser.add_argument(
+        "--prometheus-token-file",
+        default=os.environ.get("ASSAY_PROMETHEUS_TOKEN_FILE") or None,
+        help="a file holding Prometheus's bearer token (a mounted Secret; or ASSAY_PROMETHEUS_TOKEN)",
+    )
+    parser.add_argument(
+        "--spend-interval",
+        type=float,
+        default=float(os.environ.get("ASSAY_SPEND_INTERVAL", "300")),
+        help="seconds between two spend reads (one batched query for every policy's route)",
+    )
     args = parser.parse_args(argv)
+    if args.spend_interval <= 0:
+        parser.error("--spend-interval must be positive")
     namespaces = args.namespace or [n for n in os.environ.get("ASSAY_NAMESPACES", "").split(",") if n]
     runtime.run(
         runtime.OperatorOptions(
@@ -30,6 +49,10 @@ def _operator(argv: Sequence[str]) -> int:
             metrics_port=args.metrics_port,
             health_port=args.health_port,
             webhook_port=args.webhook_port,
+            prometheus=prometheus.Settings(args.prometheus_url, args.prometheus_token_file)
+            if args.prometheus_url
+            else None,
+            spend_interval=args.spend_interval,
         )
     )
     return 0

@@ -20,6 +20,7 @@ import prometheus_client
 from aiohttp import web
 
 from assay import metrics
+from assay.spend import prometheus
 
 logger = logging.getLogger("assay.operator")
 
@@ -32,6 +33,9 @@ class OperatorOptions:
     webhook_port: int | None = None
     # In a pod the servers listen on all interfaces; local runs (tests, demo) set ASSAY_BIND_HOST=127.0.0.1.
     bind_host: str = dataclasses.field(default_factory=lambda: os.environ.get("ASSAY_BIND_HOST", "0.0.0.0"))
+    # Where status.spend is read (None: no spend loop), and how often: one batched read for every policy.
+    prometheus: prometheus.Settings | None = None
+    spend_interval: float = 300.0
 
 
 @dataclasses.dataclass

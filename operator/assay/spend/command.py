@@ -21,9 +21,7 @@ from assay.qualification import cost
 from assay.report import cluster, plugin
 from assay.spend import forecast, pareto, prometheus, reading, sources
 
-ENV_URL = "ASSAY_PROMETHEUS_URL"
-ENV_TOKEN = "ASSAY_PROMETHEUS_TOKEN"
-ENV_TOKEN_FILE = "ASSAY_PROMETHEUS_TOKEN_FILE"
+ENV_URL, ENV_TOKEN, ENV_TOKEN_FILE = prometheus.ENV_URL, prometheus.ENV_TOKEN, prometheus.ENV_TOKEN_FILE
 EXIT_OK, EXIT_FAILED = 0, 2
 SOURCES = ("litellm", "envoy-ai-gateway", "promql")
 
@@ -53,17 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-cluster", action="store_true", help="do not read RoutePolicies")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     return parser
-
-
-def _token(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
-    path = args.token_file or env.get(ENV_TOKEN_FILE)
-    if path:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip() or None
-        except OSError as exc:
-            raise prometheus.PrometheusError(f"cannot read the token file {path}: {exc.strerror}") from None
-    return env.get(ENV_TOKEN) or None
 
 
 def _source(args: argparse.Namespace) -> sources.SpendSource:
@@ -184,7 +171,7 @@ def main(
     try:
         prometheus.check_duration(args.window)
         source = _source(args)
-        token = _token(args, environ)
+        token = prometheus.read_bearer_token(environ, path=args.token_file)
         with prometheus.PrometheusClient(url, bearer_token=token) as client:
             spent = reading.spend(client, source, args.window, by=args.by, at=args.at)
             counted = reading.requests(client, source, args.window, by=args.by, at=args.at)

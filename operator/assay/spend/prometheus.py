@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,9 @@ import httpx
 from assay import egress, httpclient
 
 QUERY_PATH = "/api/v1/query"
+ENV_URL = "ASSAY_PROMETHEUS_URL"
+ENV_TOKEN = "ASSAY_PROMETHEUS_TOKEN"
+ENV_TOKEN_FILE = "ASSAY_PROMETHEUS_TOKEN_FILE"
 # Prometheus durations (`1d`, `90s`, `1h30m`, `61234ms`): what `increase(...[w])` accepts.
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
@@ -78,6 +82,39 @@ def parse_vector(body: Mapping[str, Any]) -> list[Sample]:
         raise PrometheusError(f"expected an instant vector, Prometheus answered a {kind or 'malformed'} result")
     samples = [Sample(labels, float(value)) for labels, value in values]
     return [s for s in samples if math.isfinite(s.value)]
+
+
+def read_bearer_token(env: Mapping[str, str], *, path: str | None = None) -> str | None:
+    """The bearer token for Prometheus: the file `path` (default $ASSAY_PROMETHEUS_TOKEN_FILE, e.g. a mounted
+    Secret) or $ASSAY_PROMETHEUS_TOKEN; None when neither is set. The token is never part of a message."""
+    path = path or env.get(ENV_TOKEN_FILE)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip() or None
+        except OSError as exc:
+            raise PrometheusError(f"cannot read the token file {path}: {exc.strerror}") from None
+    return env.get(ENV_TOKEN) or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Where the operator reads spend: a Prometheus URL and where its bearer token is (a file, or the env).
+
+    The token itself is read when a client is made (a rotated Secret file is picked up), never stored here."""
+
+    url: str
+    token_file: str | None = None
+
+    @property
+    def host(self) -> str:
+        """The URL's host and port, for conditions and logs."""
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.netloc.rsplit("@", 1)[-1] or self.url
+
+    def client(self, env: Mapping[str, str]) -> PrometheusClient:
+        """A client with the token read now (raises PrometheusError when its file cannot be read)."""
+        return PrometheusClient(self.url, bearer_token=read_bearer_token(env, path=self.token_file))
 
 
 class PrometheusClient:

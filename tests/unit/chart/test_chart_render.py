@@ -178,6 +178,9 @@ def test_namespaced_mode_starts_the_operator_with_its_namespaces(rendered, defau
         ("webhook.tls.secretName=Not_A_Name", "/webhook/tls/secretName"),
         ("webhook.tls.certManager.duration=90days", "/webhook/tls/certManager/duration"),
         ("webhook.tls.certManager.issuer=x", "issuer"),
+        ("spend.prometheus.url=prometheus:9090", "/spend/prometheus/url"),
+        ("spend.intervalSeconds=5", "/spend/intervalSeconds"),
+        ("spend.prometheus.token=abc", "token"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm, assignment, complaint):
@@ -224,3 +227,32 @@ def test_evaluator_image_allow_list_reaches_the_operator(helm, default):
         env_of(operator_container(docs))["ASSAY_EVALUATOR_ALLOWED_IMAGES"]
         == "registry.corp/assay:,registry.corp/x@sha256:ab"
     )
+
+
+def test_spend_reads_no_prometheus_unless_a_url_is_given(default):
+    env = env_of(operator_container(default))
+    assert not {"ASSAY_PROMETHEUS_URL", "ASSAY_PROMETHEUS_TOKEN_FILE", "ASSAY_PROMETHEUS_TOKEN"} & set(env)
+
+
+def test_spend_prometheus_url_interval_and_token_file_reach_the_operator(helm):
+    docs = render(
+        helm,
+        set_values=[
+            "spend.prometheus.url=http://prometheus.monitoring.svc:9090",
+            "spend.prometheus.bearerTokenSecret.name=prometheus-reader",
+            "spend.prometheus.bearerTokenSecret.key=bearer",
+            "spend.intervalSeconds=120",
+        ],
+    )
+    container = operator_container(docs)
+    env = env_of(container)
+    assert env["ASSAY_PROMETHEUS_URL"] == "http://prometheus.monitoring.svc:9090"
+    assert env["ASSAY_SPEND_INTERVAL"] == "120"
+    assert env["ASSAY_PROMETHEUS_TOKEN_FILE"] == "/var/run/assay/prometheus/token"
+    assert "ASSAY_PROMETHEUS_TOKEN" not in env, "the token is a mounted file, never an env value in the pod spec"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "prometheus-token")
+    assert (mount["mountPath"], mount["readOnly"]) == ("/var/run/assay/prometheus", True)
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    secret = next(v for v in volumes if v["name"] == "prometheus-token")["secret"]
+    assert secret["secretName"] == "prometheus-reader"
+    assert secret["items"] == [{"key": "bearer", "path": "token"}]
