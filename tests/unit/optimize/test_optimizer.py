@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
+import pathlib
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -185,6 +188,47 @@ async def test_a_killed_run_resumes_without_repeating_an_evaluation_and_reaches_
     baseline_call = (100 * 1.0 + 50 * 2.0) / 1e6
     assert 0 <= result.usd - reference.usd <= baseline_call * (len(TRAIN) + len(VALIDATION)) + 1e-9
     assert sum(killed.calls.values()) + sum(resumed.calls.values()) == reference.judge_calls
+
+
+KILLED_RUN = """
+import asyncio, hashlib, os, pathlib, signal, sys
+sys.path[:0] = [{tests!r}, {here!r}]
+import test_optimizer as t
+
+class Killing(t.Judge):
+    async def complete(self, model, messages, *, record_id, priority=0):
+        if sum(self.calls.values()) >= {after}:
+            os.kill(os.getpid(), signal.SIGKILL)  # no exception, no cleanup: the pod is gone
+        with open({asked!r}, "a") as asked:
+            asked.write(hashlib.sha256(str(messages[-1]["content"]).encode()).hexdigest() + "\\n")
+        return await super().complete(model, messages, record_id=record_id, priority=priority)
+
+budget = t.driver.Budget(judge_calls=20_000, usd=5.0, rounds=8)
+asyncio.run(t.run(t.make_spec(), t.Models(), Killing(), budget=budget, checkpoint_path=pathlib.Path({path!r})))
+"""
+
+
+async def test_a_process_killed_by_sigkill_resumes_from_its_checkpoint_without_asking_the_judge_again(tmp_path):
+    budget = driver.Budget(judge_calls=20_000, usd=5.0, rounds=8)
+    reference = await run(make_spec(), Models(), Judge(), budget=budget)
+    path, asked = tmp_path / "optimize.json", tmp_path / "asked.txt"
+    here = pathlib.Path(__file__).parent
+    script = KILLED_RUN.format(
+        tests=str(here.parents[1]), here=str(here), after=reference.judge_calls // 3, asked=str(asked), path=str(path)
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    finished = {tuple(key.split("/")) for key in json.loads(path.read_text())["outcomes"]}  # the last write is whole
+    finished = {(sha[:8], record_id) for sha, record_id in finished}
+    resumed = Judge()
+    result = await run(make_spec(), Models(), resumed, budget=budget, checkpoint_path=path)
+    before = set(asked.read_text().split())
+    again = [p for p in resumed.calls if hashlib.sha256(p.encode()).hexdigest() in before]
+    # Only the evaluations in flight when the process died are asked again; no finished one is.
+    evaluations = {re.search(r"answer to (\S+) \((\w+)\)\n\[End of Response [AB]\]\n\n\[Response B", p) for p in again}
+    assert before and finished
+    assert all(m is not None and (m.group(2), m.group(1)) not in finished for m in evaluations)
+    assert result == dataclasses.replace(reference, usd=result.usd)
 
 
 async def test_a_failed_reflection_stops_the_run_and_its_resumption_reaches_the_same_result(tmp_path):
