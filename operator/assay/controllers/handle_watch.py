@@ -24,10 +24,10 @@ import pydantic
 
 from assay import clock, kube, metrics
 from assay.api import routepolicy
-from assay.controllers import conditions, events, handle_route, status
+from assay.controllers import conditions, events, handle_route, status, watch_evidence
 from assay.gateways import kube as gateway_kube
 from assay.promotion import machine
-from assay.watch import drift, judging, state
+from assay.watch import drift, evidence, judging, state
 
 logger = logging.getLogger("assay.watch")
 KIND = "RoutePolicy"
@@ -228,6 +228,7 @@ def _record(namespace: str, name: str, uid: str, judged: judging.Judged | None) 
         if read is None:
             return
         now = clock.now()
+        before = evidence.snapshot(read.watch)
         alarmed = judged is not None and state.record(
             read.watch, read.settings, score=judged.score, cost_usd=judged.cost_usd, now=now
         )
@@ -263,6 +264,7 @@ def _record(namespace: str, name: str, uid: str, judged: judging.Judged | None) 
             machine.wire(after),
             resource_version=read.body["metadata"].get("resourceVersion"),
         )
+    _keep_evidence(read, before, judged, now=now, uid=uid, alarmed=alarmed)
     if read.watch.e_value is not None:
         metrics.WATCH_E_VALUE.labels(namespace=namespace, policy=name).set(read.watch.e_value)
     if was is not None and was.reason != (verdict.reason or "Watching") and verdict.reason is not None:
@@ -276,6 +278,33 @@ def _record(namespace: str, name: str, uid: str, judged: judging.Judged | None) 
         )
     if rollback:
         handle_route.submit({**read.body, "status": machine.wire(after)}, urgent=True)
+
+
+def _keep_evidence(
+    read: _Read,
+    before: dict[str, Any],
+    judged: judging.Judged | None,
+    *,
+    now: datetime.datetime,
+    uid: str,
+    alarmed: bool,
+) -> None:
+    """Batch the sample just recorded (if the detector took its score) for the watch's evidence, and store the
+    batch when due; a proven drift stores at once, so the alarm's evidence is kept."""
+    consumed = judged is not None and judged.score is not None and read.watch.samples > before["samples"]
+    if consumed and judged is not None and judged.score is not None and read.watch.promoted_at is not None:
+        meta = read.body["metadata"]
+        watch_evidence.STORE.add(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=uid,
+            candidate=read.watch.candidate or "",
+            promoted_at=read.watch.promoted_at,
+            settings=read.settings,
+            before=before,
+            sample=evidence.sample_after(read.watch, t=now, score=judged.score),
+        )
+    watch_evidence.STORE.flush(uid, force=alarmed)
 
 
 def check(body: Mapping[str, Any]) -> None:
