@@ -101,9 +101,9 @@ def _plugin(name: str) -> Callable[[Sequence[str]], int]:
 COMMANDS = {
     "operator": (_operator, "run the operator"),
     "crds": (_crds, "write the CRDs generated from the API models"),
-    "analyze": (_analyze, "recompute a qualification decision from evidence files"),
+    "analyze": (_analyze, "recompute a qualification decision from evidence files, or a watch (--watch)"),
     "evaluate": (_evaluate, "run the evaluator (the Job's program)"),
-    "report": (_report, "write a run's qualification report (HTML, Markdown or JSON)"),
+    "report": (_report, "write a run's qualification report, or a policy's watch report (--watch)"),
     "status": (_plugin("status"), "show RoutePolicies and their QualificationRuns"),
     "promote": (_plugin("promote"), "promote a RoutePolicy's candidate (annotation assay.dev/promote)"),
     "rollback": (_plugin("rollback"), "restore a RoutePolicy's last known good route (assay.dev/rollback)"),

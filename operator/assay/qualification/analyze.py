@@ -1,4 +1,6 @@
 """`assay analyze FILE...`: recompute qualification decisions from stored evidence, for audit.
+`assay analyze --watch POLICY [-n NAMESPACE]`: recompute a RoutePolicy's live quality watch (its e-value and
+alarm sample) from the samples it kept in the cluster, and say whether they reproduce status.watch.
 
 Each file is read in full, checked line by line, and decided exactly as the operator decides (same records in
 the same order, same settings, so the same verdict at the same record). Exit status 0 when every file was
@@ -25,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="assay analyze",
         description="Recompute the qualification decision of each evidence file (JSON Lines, one pair a line).",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="evidence files, in evaluation order")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="evidence files, in evaluation order")
+    parser.add_argument(
+        "--watch", metavar="POLICY", help="instead: recompute this RoutePolicy's live quality watch (from the cluster)"
+    )
+    parser.add_argument("-n", "--namespace", help="namespace of POLICY (default: the kubeconfig context's)")
     parser.add_argument("--margin", type=float, default=defaults.margin, help="non-inferiority margin (0.05)")
     parser.add_argument("--alpha", type=float, default=defaults.alpha, help="false promotion rate (0.05)")
     parser.add_argument(
@@ -98,7 +104,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     """Run `assay analyze` with these arguments; returns the exit status (0 analysed, 2 bad input)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    parser = _parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if bool(args.files) == bool(args.watch):
+        parser.error("give evidence FILEs or --watch POLICY")
+    if args.watch:
+        return _watch(args.namespace, args.watch, as_json=args.json, out=out, err=err)
     try:
         settings = decision.TestSettings(
             margin=args.margin,
@@ -129,6 +140,25 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         else:
             print(render(file, result), file=out)
     return status
+
+
+def _watch(namespace: str | None, name: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """Recompute one policy's watch from its kept samples; 0 when analysed (whether or not it matches)."""
+    from assay.report import cluster
+
+    try:
+        report = cluster.watch_report(namespace or cluster.current_namespace(), name)
+    except cluster.ClusterError as problem:
+        print(f"assay analyze: {problem}", file=err)
+        return EXIT_BAD_INPUT
+    check = report.check
+    if as_json:
+        line = {"policy": name, "matches": check.matches, "complete": check.complete, **check.to_dict()}
+        print(json.dumps(line, allow_nan=False), file=out)
+    else:
+        print(f"RoutePolicy {name}: {'MATCHES' if check.matches else 'DOES NOT MATCH'} status.watch", file=out)
+        print(f"  {check.message()}", file=out)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -120,3 +120,21 @@ def run_report(namespace: str, name: str) -> content.Report:
         prices=cost.price_table(spec.pricing),
         recorded=recorded,
     )
+
+
+def watch_report(namespace: str, name: str) -> content.WatchReport:
+    """The live quality watch report of one RoutePolicy: its status.watch and its kept watch evidence."""
+    from assay.controllers import watch_evidence as store  # the operator's own ConfigMap layout
+
+    where = f"RoutePolicy {namespace}/{name}"
+    policy = get("RoutePolicy", namespace, name)
+    with _api(f"reading the watch evidence ConfigMaps of {where}"):
+        chunks = store.read(kube.core(), namespace, str(policy["metadata"].get("uid", "")))
+    try:
+        report = content.build_watch(policy, chunks)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise ClusterError(f"{where}: status.watch.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if report is None:
+        raise ClusterError(f"{where}: no status.watch (spec.watch unset, or nothing promoted under it yet)")
+    return report

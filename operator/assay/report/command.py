@@ -2,11 +2,14 @@
 
     assay report RUN [-n NAMESPACE] [--format html|md|json] [-o FILE]
     assay report --evidence PATH [--spec RUN.yaml] [--margin M ...] [--format ...] [-o FILE]
+    assay report --watch POLICY [-n NAMESPACE] [--format html|md|json] [-o FILE]
 
 The verdict is recomputed from the evidence with the run's own settings (assay.qualification.decision), so
 the report is an audit of the status, not a copy of it. PATH is an evidence file (JSON Lines in evaluation
 order) or an evaluator evidence directory (`ASSAY_EVIDENCE_DIR`: its shards' longest complete prefix).
-Offline, settings come from --spec (a QualificationRun manifest), then from the flags. The format follows
+Offline, settings come from --spec (a QualificationRun manifest), then from the flags. --watch reports a
+RoutePolicy's live quality watch instead: status.watch, the live score plot, and its e-value and alarm
+recomputed from the kept samples (assay.watch.evidence). The format follows
 -o's extension (.md, .json, else HTML) unless --format says otherwise; without -o the report goes to stdout.
 Exit status 0 when the report was written, 2 when the run, the evidence or a setting could not be used.
 """
@@ -50,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Write the qualification report of a QualificationRun (from the cluster) or of evidence files.",
     )
     parser.add_argument("run", nargs="?", metavar="RUN", help="QualificationRun name (read from the cluster)")
-    parser.add_argument("-n", "--namespace", help="namespace of RUN (default: the kubeconfig context's)")
+    parser.add_argument(
+        "--watch", metavar="POLICY", help="the live quality watch of this RoutePolicy (read from the cluster)"
+    )
+    parser.add_argument("-n", "--namespace", help="namespace of RUN or POLICY (default: the kubeconfig context's)")
     parser.add_argument("--evidence", metavar="PATH", help="offline: an evidence .jsonl file or evidence directory")
     parser.add_argument("--spec", metavar="FILE", help="offline: a QualificationRun manifest for settings and models")
     parser.add_argument("--name", help="offline: the report's title (default: the evidence file's name)")
@@ -145,25 +151,35 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if bool(args.run) == bool(args.evidence):
-        parser.error("give either RUN (a QualificationRun in the cluster) or --evidence PATH")
+    if [bool(args.run), bool(args.evidence), bool(args.watch)].count(True) != 1:
+        parser.error("give either RUN (a QualificationRun in the cluster), --evidence PATH or --watch POLICY")
     offline = ("spec", "name", "baseline_model", "candidate_model", *_SETTING_FLAGS)
     offline_only = [f for f in offline if getattr(args, f) is not None]
-    if args.run and offline_only:
+    if (args.run or args.watch) and offline_only:
         flags = ", ".join("--" + f.replace("_", "-") for f in offline_only)
         parser.error(f"{flags}: only with --evidence (a run's report uses the run's own settings)")
     fmt = output_format(args.format, args.output)
+    report: content.Report | content.WatchReport
     try:
-        if args.run:
+        if args.watch:
+            from assay.report import cluster
+
+            try:
+                watched = cluster.watch_report(args.namespace or cluster.current_namespace(), args.watch)
+            except cluster.ClusterError as exc:
+                raise ReportInputError(str(exc)) from None
+            report, text = watched, render.WATCH_RENDERERS[fmt](watched)
+        elif args.run:
             from assay.report import cluster
 
             try:
                 report = cluster.run_report(args.namespace or cluster.current_namespace(), args.run)
             except cluster.ClusterError as exc:
                 raise ReportInputError(str(exc)) from None
+            text = render.RENDERERS[fmt](report)
         else:
             report = offline_report(args)
-        text = render.RENDERERS[fmt](report)
+            text = render.RENDERERS[fmt](report)
     except (ReportInputError, figures.MissingMatplotlib) as exc:
         print(f"assay report: {exc}", file=err)
         return EXIT_BAD_INPUT

@@ -13,7 +13,10 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from assay.api import routepolicy
 from assay.qualification import cost, decision, evidence
+from assay.watch import evidence as watch_evidence
+from assay.watch import state
 
 UNDECIDED = "undecided"
 SCORE_LABELS: tuple[str, ...] = ("0", "0.25", "0.5", "0.75", "1")
@@ -295,3 +298,116 @@ def score_rows(report: Report) -> list[tuple[str, str, str]]:
     """(score, pairs, controls): how often each score value occurred among the consumed records."""
     pairs, controls = report.scores["pairs"], report.scores["controls"]
     return [(label, str(pairs[i]), str(controls[i])) for i, label in enumerate(SCORE_LABELS)]
+
+
+# -- the live quality watch of a promoted route -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchReport:
+    """A RoutePolicy's live quality watch: status.watch as the operator wrote it, the Watched condition, and the
+    watch recomputed from its kept samples (`assay.watch.evidence.replay`)."""
+
+    name: str
+    source: str
+    watch: routepolicy.WatchStatus
+    check: watch_evidence.Check
+    settings: state.Settings | None
+    watched: str | None = None
+    watched_reason: str | None = None
+    watched_message: str | None = None
+    generated_at: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """drift (proven), not-watched (a reason holds), or watching."""
+        if self.watch.alarmed_at is not None:
+            return "drift"
+        return "not-watched" if self.watched == "False" else "watching"
+
+    @property
+    def reason(self) -> str:
+        return "QualityDrift" if self.watch.alarmed_at is not None else self.watched_reason or "Watching"
+
+    @property
+    def message(self) -> str:
+        return self.watched_message or self.check.message()
+
+    def to_dict(self) -> dict[str, Any]:
+        check = self.check.to_dict()
+        check["series"] = [s.to_line() for s in self.check.series]
+        check["means"] = list(self.check.means)
+        return {
+            "name": self.name,
+            "source": self.source,
+            "generated_at": self.generated_at,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "message": self.message,
+            "watched": self.watched,
+            "watch": self.watch.to_wire(),
+            "settings": None if self.settings is None else watch_evidence.settings_dict(self.settings),
+            "evidence": check,
+        }
+
+
+def build_watch(
+    policy: Mapping[str, Any], chunks: Iterable[watch_evidence.Chunk], *, now: datetime.datetime | None = None
+) -> WatchReport | None:
+    """The watch report of a RoutePolicy (as the API returns it) and its kept chunks; None when the policy has
+    no status.watch (nothing promoted under spec.watch yet)."""
+    meta, status = policy.get("metadata") or {}, policy.get("status") or {}
+    if not status.get("watch"):
+        return None
+    watch = routepolicy.WatchStatus.model_validate(status["watch"])
+    promotion = (
+        watch_evidence.promotion_key(watch.candidate, watch.promoted_at)
+        if watch.candidate is not None and watch.promoted_at is not None
+        else ""
+    )
+    check, settings = watch_evidence.replay(chunks, promotion=promotion, watch=watch)
+    watched: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Watched"), {})
+    moment = now or datetime.datetime.now(datetime.UTC)
+    where = f"RoutePolicy {meta.get('namespace', '')}/{meta.get('name', '')}"
+    return WatchReport(
+        name=str(meta.get("name", "")),
+        source=f"{where}: {watch.candidate or 'n/a'} promoted at {watch.promoted_at or 'n/a'}, mode {watch.mode}",
+        watch=watch,
+        check=check,
+        settings=settings,
+        watched=watched.get("status"),
+        watched_reason=watched.get("reason"),
+        watched_message=watched.get("message"),
+        generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def watch_rows(report: WatchReport) -> list[tuple[str, str]]:
+    """(label, value) lines of a watch: counts, the detector against its threshold, cost, and the replay."""
+    w, check = report.watch, report.check
+    if w.e_value is not None and w.threshold is not None:
+        evidence_line = f"{w.e_value:.4g} of threshold {w.threshold:.4g}"
+    else:
+        upper = w.detector.get("windowUpper")
+        evidence_line = f"window upper bound {number(upper)} against the drift margin (window in progress)"
+    rows = [
+        ("State", f"{report.verdict} ({report.reason})"),
+        ("Candidate watched", w.candidate or "n/a"),
+        ("Promoted at", str(w.promoted_at or "n/a")),
+        ("Mode", w.mode or "n/a"),
+        ("Samples judged", number(w.samples)),
+        ("Wins / ties / losses", f"{w.wins} / {w.ties} / {w.losses}"),
+        ("Judge errors", number(w.judge_errors)),
+        ("Mean score", number(w.mean_score)),
+        ("Drift margin", number(w.drift_margin)),
+        ("E-value against threshold", evidence_line),
+        ("Drift proven at sample", number(w.alarmed_at)),
+        ("Cost of watching (USD)", f"{w.cost_usd:.4f} in all, {w.cost_today_usd:.4f} on {w.day or 'n/a'}"),
+        ("Samples today", number(w.samples_today)),
+        ("Last sample at", str(w.last_sample_at or "n/a")),
+        ("Not watched because", (report.watched_reason or "n/a") if report.watched == "False" else "n/a (watched)"),
+        ("Evidence kept", check.message()),
+    ]
+    if report.settings is not None and report.settings.mode == "Window":
+        rows.append(("Window (samples, alpha)", f"{report.settings.window_samples}, {report.settings.alpha:g}"))
+    return rows

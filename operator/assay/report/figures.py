@@ -20,6 +20,7 @@ CANDIDATE_COLOR = "#dd8452"
 CONTROL_COLOR = "#8c8c8c"
 BAR_COLOR = "#c44e52"
 DPI = 110
+RECENT_MEAN = 50  # samples in the watch plot's moving mean: shows a drop the running mean from the start hides
 
 
 class MissingMatplotlib(RuntimeError):
@@ -155,4 +156,66 @@ def cost_and_latency(report: content.Report) -> bytes:
         _label_bars(axes, bars, ["n/a" if v is None else fmt(v) for v in (values["baseline"], values["candidate"])])
         axes.set_ylabel(unit)
         axes.margins(y=0.15)
+    return _png(figure)
+
+
+def watch_scores(report: content.WatchReport) -> bytes:
+    """The live score over time: the running mean score (and the watch window's upper bound) against the drift
+    margin, and the e-detector's e-value against its threshold on a log scale, with the alarm marked."""
+    check, watch = report.check, report.watch
+    series = check.series
+    e_values = [(s.n, s.e_value) for s in series if s.e_value is not None]
+    figure = _figure(9.6, 6.0 if e_values else 3.8)
+    panels = figure.subplots(2, 1, sharex=True) if e_values else [figure.add_subplot()]
+    mean_axes = panels[0]
+    if not series:
+        _empty(mean_axes, "no samples kept yet")
+        return _png(figure)
+    means = [(s.n, m) for s, m in zip(series, check.means, strict=True) if m is not None]
+    if means:
+        mean_axes.plot(*zip(*means, strict=True), color=CANDIDATE_COLOR, linewidth=1.6, label="running mean score")
+    recent = [
+        (s.n, sum(x.score for x in series[max(0, i + 1 - RECENT_MEAN) : i + 1]) / min(i + 1, RECENT_MEAN))
+        for i, s in enumerate(series)
+    ]
+    mean_axes.plot(
+        *zip(*recent, strict=True),
+        color=BASELINE_COLOR,
+        linewidth=0.9,
+        alpha=0.8,
+        label=f"mean of the last {RECENT_MEAN}",
+    )
+    uppers = [(s.n, s.upper) for s in series if s.upper is not None]
+    if uppers:
+        mean_axes.plot(
+            *zip(*uppers, strict=True), color="#333333", linewidth=1.0, linestyle="-.", label="window upper bound"
+        )
+    mean_axes.axhline(0.5, color="#555555", linewidth=1.0, linestyle=":", label="0.5: as good as the baseline")
+    if watch.drift_margin is not None:
+        margin = f"drift margin {watch.drift_margin:.3f}"
+        mean_axes.axhline(watch.drift_margin, color=BAR_COLOR, linewidth=1.4, linestyle="--", label=margin)
+    mean_axes.set_ylim(0.0, 1.0)
+    mean_axes.set_ylabel("mean score of the candidate")
+    mean_axes.set_title("Live quality against the last known good baseline")
+    if e_values:
+        e_axes = panels[1]
+        e_axes.plot(*zip(*e_values, strict=True), color=CANDIDATE_COLOR, linewidth=1.4, label="e-value")
+        if watch.threshold is not None:
+            e_axes.axhline(
+                watch.threshold,
+                color=BAR_COLOR,
+                linewidth=1.4,
+                linestyle="--",
+                label=f"threshold {watch.threshold:.4g}",
+            )
+        e_axes.set_yscale("log")
+        e_axes.set_ylabel("e-value (log scale)")
+        e_axes.grid(True, alpha=0.3)
+    at = check.alarmed_at if check.alarmed_at is not None else watch.alarmed_at
+    for axes in panels:
+        if at is not None:
+            axes.axvline(at, color="#222222", linewidth=1.0, label=f"drift proven at sample {at}")
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    panels[-1].set_xlabel("sample (judged live requests since the promotion)")
     return _png(figure)

@@ -244,6 +244,7 @@ class Check:
     status_e_value: float | None
     status_alarmed_at: int | None
     series: tuple[Sample, ...]
+    means: tuple[float | None, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -256,7 +257,7 @@ class Check:
     def matches(self) -> bool:
         """The replay reproduced every kept e-value and bound, and where it reached status's last sample, its
         e-value and alarm."""
-        if self.mismatches or (self.kept and not self.end_replayed):
+        if self.mismatches or (self.kept and not self.end_replayed) or (not self.kept and self.status_samples):
             return False
         if self.last is None or self.last != self.status_samples:
             return self.status_alarmed_at is None or self.alarmed_at == self.status_alarmed_at
@@ -354,6 +355,7 @@ def replay(
     current: routepolicy.WatchStatus | None = None
     window_scores: list[float] | None = []  # the scores from sample 1 while unbroken, for window segments
     series: list[Sample] = []
+    means: list[float | None] = []
     mismatches: list[int] = []
     gaps: list[tuple[int, int]] = []
     replayed = unverifiable = 0
@@ -378,6 +380,7 @@ def replay(
                     mismatches.append(sample.n)
             else:
                 unverifiable += 1
+            means.append(current.mean_score if current is not None else None)
             if window_scores is not None:
                 window_scores.append(sample.score)
             series.append(sample)
@@ -399,5 +402,6 @@ def replay(
         status_e_value=watch.e_value if watch is not None else None,
         status_alarmed_at=watch.alarmed_at if watch is not None else None,
         series=tuple(series),
+        means=tuple(means),
     )
     return check, settings
