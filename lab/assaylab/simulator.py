@@ -498,6 +498,14 @@ class Simulator:
             "unauthorized_requests": self.unauthorized_requests,
         }
 
+    def set_quality(self, model: str, quality: float) -> None:
+        """Change a model's quality from now on, as a provider silently updating it would (answers already
+        given are not changed; the same question is answered from the same draw, so a drop is monotone)."""
+        if model not in self.config.models:
+            raise SimulatorConfigError(f"set_quality: no model {model!r} (models: {', '.join(self.config.models)})")
+        behaviour = self.config.models[model].model_copy(update={"quality": quality})
+        self.config = self.config.model_copy(update={"models": {**self.config.models, model: behaviour}})
+
     def reset_stats(self) -> None:
         """Zero every counter, and restart the per-model request sequences that errors are drawn from."""
         self.model_stats = {name: ModelStats() for name in self.config.models}
@@ -742,6 +750,14 @@ class BackgroundSimulator:
             return self.server.stats()
 
         return self._call(snapshot())
+
+    def set_quality(self, model: str, quality: float) -> None:
+        """Change a model's quality at runtime (Simulator.set_quality), on the server's loop."""
+
+        async def change() -> None:
+            self.server.simulator.set_quality(model, quality)
+
+        self._call(change())
 
     def start(self) -> str:
         """Start the thread and the server; returns the URL."""

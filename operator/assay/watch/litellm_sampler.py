@@ -82,17 +82,25 @@ def tags_of(kwargs: Mapping[str, Any]) -> set[str]:
 
 
 def served(kwargs: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(the model the application asked for, the model group that served it) of a logged call."""
+    """(the model the application asked for, the model group that served it) of a logged call.
+
+    As LiteLLM 1.108.7 logs a request for an alias of `router_settings.model_group_alias` (checked against the
+    real proxy): metadata.model_group and model_group_alias are the alias asked for, deployment_model_name the
+    model_list entry that served it. Without an alias both are the model group asked for.
+    """
     metadata = _metadata(kwargs)
     logged = kwargs.get("standard_logging_object") or {}
     logged = logged if isinstance(logged, Mapping) else {}
-    hidden = logged.get("hidden_params") or {}
-    requested = metadata.get("requested_model") or (hidden.get("litellm_model_name") and None)
-    group = metadata.get("model_group") or logged.get("model_group")
     proxy_request = kwargs.get("proxy_server_request") or {}
     body = proxy_request.get("body") if isinstance(proxy_request, Mapping) else None
-    if isinstance(body, Mapping) and isinstance(body.get("model"), str):
-        requested = body["model"]
+    asked = body.get("model") if isinstance(body, Mapping) else None
+    requested = (
+        metadata.get("model_group_alias")
+        or (asked if isinstance(asked, str) else None)
+        or metadata.get("model_group")
+        or logged.get("model_group")
+    )
+    group = metadata.get("deployment_model_name") or metadata.get("model_group") or logged.get("model_group")
     return (str(requested) if requested else None), (str(group) if group else None)
 
 

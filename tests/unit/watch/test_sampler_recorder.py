@@ -11,11 +11,17 @@ from assay.watch import litellm_sampler, recorder
 
 
 def logged_call(*, requested: str, group: str, tags: list[str] | None = None) -> dict[str, object]:
-    """The kwargs LiteLLM hands a logging callback, the parts the sampler reads."""
+    """The kwargs LiteLLM 1.108.7's proxy hands a logging callback, the parts the sampler reads, as recorded from
+    the real proxy: a request for an alias logs the alias as model_group and model_group_alias and the serving
+    model_list entry as deployment_model_name; a request for a model group has no alias."""
+    metadata: dict[str, object] = {"model_group": requested, "deployment_model_name": group, "tags": tags or []}
+    if requested != group:
+        metadata["model_group_alias"] = requested
     return {
+        "model": group,
         "messages": [{"role": "user", "content": "Summarize the ticket."}],
-        "litellm_params": {"metadata": {"model_group": group, "tags": tags or []}},
-        "proxy_server_request": {"body": {"model": requested}},
+        "litellm_params": {"metadata": metadata},
+        "standard_logging_object": {"model_group": requested, "model": f"openai/{group}"},
     }
 
 
