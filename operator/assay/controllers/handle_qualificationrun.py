@@ -354,11 +354,7 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
 
     invalid_lines, invalid_count, shard_error, shard_error_reason = _shard_problems(shard_statuses)
     job_state = _job_state(job)
-    all_done = (
-        bool(shard_statuses)
-        and len(shard_statuses) >= spec.execution.parallelism
-        and all(s.get("done") for s in shard_statuses.values())
-    )
+    all_done = run.complete(shard_statuses)
     if verdict is None and (job_state == "Complete" or all_done) and not shard_error:
         verdict = run.finish()  # the evidence ended before the test decided
 

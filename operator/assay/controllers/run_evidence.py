@@ -107,6 +107,16 @@ class RunEvidence:
             del self.statuses[name]
         return {int(st.get("shard", shard)): st for _, shard, st in self.statuses.values()}
 
+    def complete(self, statuses: Mapping[int, Mapping[str, Any]]) -> bool:
+        """Every shard says it is done and every record the shards say they wrote has been read.
+
+        A shard status is read after the listing that named the evidence chunks, so it can already say done
+        while a chunk written in between is not read yet; ending the run then would decide on a prefix."""
+        if len(statuses) < self.shards or not all(st.get("done") for st in statuses.values()):
+            return False
+        written = sum(int(st.get("written") or 0) for st in statuses.values())
+        return self.next_seq + len(self.waiting) >= written
+
     def finish(self) -> decision.Decision:
         """The evidence ended before the test decided (or it had decided): the final decision, once."""
         return self.qualification.decision or self.qualification.finish()

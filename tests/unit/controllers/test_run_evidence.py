@@ -145,3 +145,24 @@ def test_shard_statuses_are_read_again_only_when_they_change():
     statuses = run.shard_statuses([("run-status-0", "5", 0), ("run-status-1", "8", 1)], read)
     assert statuses[1]["done"] and reads[-1] == "run-status-1" and len(reads) == 3
     assert run.shard_statuses([("run-status-0", "5", 0)], read) == {0: {"shard": 0, "done": False}}
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_done_status_read_before_its_last_chunk_does_not_end_the_run(shards):
+    """The failure seen in CI: the status ConfigMap, read after the listing, already said done while the last
+    chunk (created between the listing and that read) was not read; the run ended on a prefix (297 of 300)."""
+    records = _records(300, simulate.Scenario(mu=0.47, tie_rate=0.3), seed=3)
+    chunks = _chunks(records, shards, random.Random(5))
+    last = max(chunks, key=lambda c: max(r["seq"] for r in c.records))
+    run = run_evidence.RunEvidence(settings=decision.TestSettings(), shards=shards, source="run")
+    decided = run.add([c for c in chunks if c is not last])
+    per_shard = {s: sum(len(c.records) for c in chunks if c.shard == s) for s in range(shards)}
+    statuses = {
+        s: {"shard": s, "done": True, "written": per_shard[s], "positions": per_shard[s]} for s in range(shards)
+    }
+    assert decided is None, "this evidence must leave the test undecided for the check to mean anything"
+    assert not run.complete(statuses), "done said by the status, but a chunk it counts is not read yet"
+    run.add([last])
+    assert run.complete(statuses)
+    assert not run.complete({s: {**st, "done": s != 0} for s, st in statuses.items()}), "a shard not done"
+    assert not run.complete({0: statuses[0]}) or shards == 1, "a shard with no status yet"
