@@ -12,9 +12,10 @@ segment replays only from an unbroken run of samples from the first.
 
 Storage: the samples of one promotion fall in chunks of `CHUNK_SAMPLES` by sample number (chunk c holds
 samples c * CHUNK_SAMPLES + 1 ...); chunk c is kept in slot c % SLOTS, so one policy holds at most SLOTS
-chunks, the latest SLOTS * CHUNK_SAMPLES samples (10,000; about 60 bytes a sample, 12 KB a chunk with its
-segment headers), a new promotion overwriting the slots of the last one. A chunk's text is a header line, then
-segment lines (`{"before": ...}`) and sample lines (`[n, t, score, e, upper]`).
+chunks, the latest SLOTS * CHUNK_SAMPLES samples (10,000), a new promotion overwriting the slots of the last
+one. A chunk is about 9 KB when its samples came in batches, at most about 91 KB when each came alone (a
+segment header, the detector state, is about 400 bytes): at most about 5 MB per policy. A chunk's text is a
+header line, then segment lines (`{"before": ...}`) and sample lines (`[n, t, score, e, upper]`).
 """
 
 from __future__ import annotations
