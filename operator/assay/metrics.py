@@ -55,5 +55,15 @@ WATCH_COST = Counter("assay_watch_cost_usd_total", "USD spent on watching promot
 QUALITY_DRIFTS = Counter(
     "assay_quality_drift_total", "Proven drops of live quality, by action taken.", ["namespace", "policy", "action"]
 )
+ROUTE_SPEND = Gauge(
+    "assay_route_spend_usd",
+    "USD spent on each policy's route over the window (1d, 7d, 30d), from the gateway's metrics.",
+    ["namespace", "policy", "window"],
+)
+REALIZED_SAVINGS = Gauge(
+    "assay_realized_savings_ratio",
+    "Saving measured live after a promotion: 1 - cost per request after / before (0..1; negative: dearer).",
+    ["namespace", "policy"],
+)
 LEADER = Gauge("assay_leader", "1 while this operator process holds the leader Lease.")
 RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])

@@ -533,6 +533,54 @@ class WatchStatus(ApiModel):
     )
 
 
+class SpendFigure(ApiModel):
+    """The route's spend over one window, read from the gateway's metrics through Prometheus."""
+
+    usd: float = pydantic.Field(description="US dollars spent on the route over the window.")
+    requests: float | None = pydantic.Field(
+        default=None, description="Requests to the route over the window (absent: the gateway counts none)."
+    )
+    cost_per_request_usd: float | None = pydantic.Field(
+        default=None, description="usd / requests: the live cost per request (absent without requests)."
+    )
+    display: str | None = pydantic.Field(default=None, description="Human form, e.g. '$12.34'.")
+
+
+class RealizedSavings(ApiModel):
+    """What a promotion saved, measured live: the route's cost per request after it against before it, next to the
+    qualification's projection (the same traffic mix is assumed: docs/spend.md)."""
+
+    baseline_cost_per_request_usd: float | None = pydantic.Field(
+        default=None, description="The baseline's live cost per request over the 7 days before the promotion."
+    )
+    promoted_cost_per_request_usd: float | None = pydantic.Field(
+        default=None, description="The promoted route's live cost per request over the last day (1d)."
+    )
+    ratio: float | None = pydantic.Field(
+        default=None, description="1 - promoted / baseline cost per request; absent until a day after the promotion."
+    )
+    projected_ratio: float | None = pydantic.Field(
+        default=None, description="The qualification's projected saving (status.savings.percent / 100)."
+    )
+    display: str | None = pydantic.Field(default=None, description="Human form, e.g. '41% (projected 45%)'.")
+
+
+class SpendStatus(ApiModel):
+    """Spend on the route, read by the operator's spend loop (one batched read an interval for every policy),
+    written only when a figure changed. Calls tagged assay-watch (the watch's replays and judge calls) are left
+    out. When Prometheus cannot be read these figures are kept as they were and SpendKnown turns False."""
+
+    read_at: datetime.datetime | None = pydantic.Field(
+        default=None, description="When the figures below were read (the last read that changed them)."
+    )
+    day: SpendFigure | None = pydantic.Field(default=None, description="The last day (1d).")
+    week: SpendFigure | None = pydantic.Field(default=None, description="The last 7 days (7d).")
+    month: SpendFigure | None = pydantic.Field(default=None, description="The last 30 days (30d).")
+    realized: RealizedSavings | None = pydantic.Field(
+        default=None, description="After a promotion: the saving measured live against the projection."
+    )
+
+
 class RoutePolicyStatus(ApiModel):
     """What assay observed and did."""
 
@@ -541,7 +589,7 @@ class RoutePolicyStatus(ApiModel):
     conditions: list[common.Condition] = pydantic.Field(
         default_factory=list,
         max_length=16,
-        description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift.",
+        description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift, SpendKnown.",
         json_schema_extra=common.list_map("type"),
     )
     active_route: RouteState | None = pydantic.Field(default=None, description="The route as assay last set it.")
@@ -578,6 +626,9 @@ class RoutePolicyStatus(ApiModel):
         default=0, description="Bumped by each requalification; part of the QualificationRun names."
     )
     watch: WatchStatus | None = pydantic.Field(default=None, description="The live quality watch (spec.watch).")
+    spend: SpendStatus | None = pydantic.Field(
+        default=None, description="Spend on the route from the gateway's metrics (the operator's Prometheus)."
+    )
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -586,5 +637,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Candidate", "type": "string", "jsonPath": ".status.bestCandidate"},
     {"name": "Lower-Bound", "type": "number", "format": "float", "jsonPath": ".status.lowerBound"},
     {"name": "Savings", "type": "string", "jsonPath": ".status.savings.display"},
+    {"name": "Spend/1d", "type": "string", "jsonPath": ".status.spend.day.display"},
+    {"name": "Realized", "type": "string", "jsonPath": ".status.spend.realized.display", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

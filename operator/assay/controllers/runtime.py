@@ -34,8 +34,12 @@ class OperatorOptions:
     # In a pod the servers listen on all interfaces; local runs (tests, demo) set ASSAY_BIND_HOST=127.0.0.1.
     bind_host: str = dataclasses.field(default_factory=lambda: os.environ.get("ASSAY_BIND_HOST", "0.0.0.0"))
     # Where status.spend is read (None: no spend loop), and how often: one batched read for every policy.
-    prometheus: prometheus.Settings | None = None
-    spend_interval: float = 300.0
+    prometheus: prometheus.Settings | None = dataclasses.field(
+        default_factory=lambda: prometheus.Settings.from_env(os.environ)
+    )
+    spend_interval: float = dataclasses.field(
+        default_factory=lambda: float(os.environ.get("ASSAY_SPEND_INTERVAL", "300"))
+    )
 
 
 @dataclasses.dataclass
@@ -101,12 +105,13 @@ async def operate(
     webhook = await _start_webhook(options)
     endpoint = leader.WebhookEndpoint.from_env(port=options.webhook_port)
     warm = asyncio.create_task(_warm_index(options, endpoint, every=settings.retry if settings else 5.0))
+    spend = _start_spend(options)
     try:
         await _run_kopf(options, stop_flag=stop_flag, ready_flag=ready_flag)
     finally:
         if elector is not None:
             elector.stop()  # its renewing thread ends at its next poll, so the loop's executor can shut down
-        for task in (keeper, warm):
+        for task in (keeper, warm, spend):
             if task is not None:
                 task.cancel()
         handle_route.route_writer().stop()
@@ -115,6 +120,17 @@ async def operate(
                 await runner.cleanup()
         if elector is not None:
             await asyncio.to_thread(leader.release, elector)
+
+
+def _start_spend(options: OperatorOptions) -> asyncio.Task[None] | None:
+    """The spend loop (assay.controllers.handle_spend) when a Prometheus is configured; on the leader only."""
+    if options.prometheus is None:
+        return None
+    from assay.controllers import handle_spend
+
+    loop = handle_spend.Loop(options.prometheus, interval=options.spend_interval, namespaces=options.namespaces)
+    logger.info("spend from Prometheus at %s every %.0fs", options.prometheus.host, options.spend_interval)
+    return asyncio.create_task(loop.run(), name="assay-spend")
 
 
 async def _keep_leading(elector: Any) -> None:

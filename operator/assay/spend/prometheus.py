@@ -14,7 +14,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -106,6 +106,12 @@ class Settings:
     url: str
     token_file: str | None = None
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings | None:
+        """From ASSAY_PROMETHEUS_URL and ASSAY_PROMETHEUS_TOKEN_FILE (what the chart sets); None without a URL."""
+        url = env.get(ENV_URL, "").strip()
+        return cls(url, env.get(ENV_TOKEN_FILE) or None) if url else None
+
     @property
     def host(self) -> str:
         """The URL's host and port, for conditions and logs."""
@@ -115,6 +121,12 @@ class Settings:
     def client(self, env: Mapping[str, str]) -> PrometheusClient:
         """A client with the token read now (raises PrometheusError when its file cannot be read)."""
         return PrometheusClient(self.url, bearer_token=read_bearer_token(env, path=self.token_file))
+
+
+class Querier(Protocol):
+    """What reads spend: `PrometheusClient`, or `reading.Batch` (each distinct query once)."""
+
+    def query(self, expr: str, *, at: float | None = None) -> list[Sample]: ...
 
 
 class PrometheusClient:

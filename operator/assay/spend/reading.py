@@ -13,9 +13,36 @@ from collections.abc import Sequence
 from assay.spend import forecast, prometheus, sources
 
 
-def _read(
-    client: prometheus.PrometheusClient, queries: Sequence[sources.SpendQuery], *, at: float | None
-) -> dict[str, float]:
+class Batch:
+    """Each distinct query asked once, at one time `at`, however many policies ask it: the operator's spend loop
+    reads every policy's route from the same few answers. A failed query fails the same way for every asker,
+    without being sent again."""
+
+    def __init__(self, client: prometheus.Querier, *, at: float) -> None:
+        self._client = client
+        self.at = at
+        self._answers: dict[str, list[prometheus.Sample] | prometheus.PrometheusError] = {}
+
+    @property
+    def sent(self) -> int:
+        """How many queries went to Prometheus."""
+        return len(self._answers)
+
+    def query(self, expr: str, *, at: float | None = None) -> list[prometheus.Sample]:
+        if at is not None and at != self.at:
+            raise ValueError(f"a batch reads at {self.at}, not at {at}")
+        if expr not in self._answers:
+            try:
+                self._answers[expr] = self._client.query(expr, at=self.at)
+            except prometheus.PrometheusError as exc:
+                self._answers[expr] = exc
+        answer = self._answers[expr]
+        if isinstance(answer, prometheus.PrometheusError):
+            raise answer
+        return answer
+
+
+def _read(client: prometheus.Querier, queries: Sequence[sources.SpendQuery], *, at: float | None) -> dict[str, float]:
     answers = [(query, client.query(query.expr, at=at)) for query in queries]
     if queries and not any(samples for _, samples in answers):
         shown = " | ".join(query.expr for query in queries)
@@ -27,7 +54,7 @@ def _read(
 
 
 def spend(
-    client: prometheus.PrometheusClient,
+    client: prometheus.Querier,
     source: sources.SpendSource,
     window: str,
     *,
@@ -39,7 +66,7 @@ def spend(
 
 
 def requests(
-    client: prometheus.PrometheusClient,
+    client: prometheus.Querier,
     source: sources.SpendSource,
     window: str,
     *,
@@ -77,7 +104,7 @@ class MonthSoFar:
 
 
 def month_so_far(
-    client: prometheus.PrometheusClient,
+    client: prometheus.Querier,
     source: sources.SpendSource,
     *,
     now: datetime.datetime,

@@ -31,6 +31,11 @@ DIMENSIONS = ("route", "feature", "tenant")
 LITELLM_SPEND = "litellm_spend_metric_total"
 LITELLM_REQUESTS = "litellm_proxy_total_requests_metric_total"
 LITELLM_ROUTE_LABEL = "requested_model"
+# assay's own calls (the watch's baseline replays and judge calls) carry the request tag `assay-watch`. LiteLLM
+# labels its metrics with a tag listed in `litellm_settings.custom_prometheus_tags` as `tag_<tag>` ("true" /
+# "false", invalid characters as underscores): with `custom_prometheus_tags: ["assay-watch"]` they are left out.
+ASSAY_CALL_TAG = "assay-watch"
+EXCLUDE_ASSAY_CALLS: Mapping[str, str] = {"tag_assay_watch": "true"}
 
 ENVOY_TOKENS_SUM = "gen_ai_client_token_usage_sum"
 ENVOY_TOKENS_COUNT = "gen_ai_client_token_usage_count"
@@ -81,12 +86,12 @@ def litellm_metadata_label(entry: str) -> str:
     return label if re.match(r"[a-zA-Z_]", label) else "_" + label
 
 
-def selector(matchers: Mapping[str, str]) -> str:
-    """`{a="x",b="y"}` for exact label matchers (quotes and backslashes escaped); '' for none."""
-    if not matchers:
-        return ""
+def selector(matchers: Mapping[str, str], *, exclude: Mapping[str, str] | None = None) -> str:
+    """`{a="x",b!="y"}` for exact label matchers and `exclude`d values (quotes and backslashes escaped); '' for
+    none. A series without an excluded label matches (`b!="y"` holds for an absent `b`)."""
     parts = [f'{name}="{_escape(value)}"' for name, value in sorted(matchers.items())]
-    return "{" + ",".join(parts) + "}"
+    parts += [f'{name}!="{_escape(value)}"' for name, value in sorted((exclude or {}).items())]
+    return "{" + ",".join(parts) + "}" if parts else ""
 
 
 def _escape(value: str) -> str:
@@ -105,10 +110,12 @@ class LiteLLMSource:
     """LiteLLM's spend counter (USD, as LiteLLM prices each response) and request counter.
 
     `metadata_labels` maps `feature` / `tenant` to the entry in LiteLLM's `custom_prometheus_metadata_labels`
-    (e.g. `{"feature": "metadata.feature"}`); `matchers` narrows every query (e.g. `{"namespace": "shop"}`)."""
+    (e.g. `{"feature": "metadata.feature"}`); `matchers` narrows every query (e.g. `{"namespace": "shop"}`);
+    `exclude` leaves out series with these label values (e.g. `EXCLUDE_ASSAY_CALLS`)."""
 
     metadata_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     matchers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    exclude: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def labels(self) -> Mapping[str, str]:
         extra = {dim: litellm_metadata_label(entry) for dim, entry in self.metadata_labels.items()}
@@ -116,7 +123,8 @@ class LiteLLMSource:
 
     def _query(self, metric: str, window: str, by: str) -> SpendQuery:
         label = _group_label(self.labels(), by)
-        expr = f"sum by ({label}) (increase({metric}{selector(self.matchers)}[{prometheus.check_duration(window)}]))"
+        sel = selector(self.matchers, exclude=self.exclude)
+        expr = f"sum by ({label}) (increase({metric}{sel}[{prometheus.check_duration(window)}]))"
         return SpendQuery(expr, label)
 
     def spend_queries(self, window: str, *, by: str = "route") -> list[SpendQuery]:

@@ -59,14 +59,16 @@ def test_every_field_has_a_description(manifests):
 def test_status_subresource_and_printer_columns(manifests):
     rp = manifests["assay.dev_routepolicies.yaml"]["spec"]["versions"][0]
     assert rp["subresources"] == {"status": {}}
-    assert [c["name"] for c in rp["additionalPrinterColumns"]] == [
+    assert [c["name"] for c in rp["additionalPrinterColumns"] if not c.get("priority")] == [
         "Phase",
         "Active",
         "Candidate",
         "Lower-Bound",
         "Savings",
+        "Spend/1d",
         "Age",
     ]
+    assert [c["name"] for c in rp["additionalPrinterColumns"] if c.get("priority")] == ["Realized"]
     qr = manifests["assay.dev_qualificationruns.yaml"]["spec"]["versions"][0]
     assert [c["name"] for c in qr["additionalPrinterColumns"] if not c.get("priority")] == [
         "Phase",

@@ -1,0 +1,242 @@
+"""The spend loop: every RoutePolicy's status.spend, read from the operator's Prometheus (docs/spend.md).
+
+One loop for the cluster, not a timer per policy: each round LISTs the policies once and asks Prometheus each
+distinct query once (`reading.Batch`): for LiteLLM that is a spend and a request query per window, whatever the
+number of policies, answered for every route at once. A policy's status is written only when a figure or its
+SpendKnown condition changed, so an idle policy costs no write. A Prometheus that cannot be read turns SpendKnown
+False on every policy it concerns and keeps the figures they had (never zero spend); the next round comes after
+the gateway retry policy's backoff (handle_route.RETRY), capped at the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from assay import clock, metrics
+from assay.api import routepolicy
+from assay.controllers import conditions, events, handle_alert, handle_route, status
+from assay.qualification import cost
+from assay.spend import figures, prometheus, reading, sources
+
+logger = logging.getLogger("assay.spend")
+
+KIND = "RoutePolicy"
+CONDITION = "SpendKnown"
+LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
+CONFLICT_RETRIES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one round read for one policy: its readings, or why they could not be read (reason, message)."""
+
+    readings: Mapping[str, figures.Reading] | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+def route_of(body: Mapping[str, Any]) -> str:
+    """The route the policy governs: spec.gateway.route, defaulting to spec.promptType (as the operator does)."""
+    spec = body.get("spec") or {}
+    return str((spec.get("gateway") or {}).get("route") or spec.get("promptType") or body["metadata"]["name"])
+
+
+def source_of(body: Mapping[str, Any]) -> sources.SpendSource | None:
+    """The spend source of the policy's gateway kind, leaving assay's own calls out; None when the kind exports no
+    spend assay can read (HTTPRoute)."""
+    spec = body.get("spec") or {}
+    kind = (spec.get("gateway") or {}).get("kind")
+    if kind in LITELLM_KINDS:
+        return sources.LiteLLMSource(exclude=sources.EXCLUDE_ASSAY_CALLS)
+    if kind == "EnvoyAIGatewayRoute":
+        try:
+            pricing = routepolicy.RoutePolicySpec.model_validate(spec).pricing
+        except pydantic.ValidationError:  # admitted but refused by the models: Ready says why
+            return None
+        return sources.EnvoyAIGatewaySource(prices=cost.price_table(pricing))
+    return None
+
+
+def _reason(exc: prometheus.PrometheusError) -> str:
+    for kind in (prometheus.PrometheusUnreachable, prometheus.BadQuery, prometheus.NoSeries, sources.UnpricedModel):
+        if isinstance(exc, kind):
+            return kind.__name__
+    return "PrometheusError"
+
+
+def read(batch: prometheus.Querier, source: sources.SpendSource, route: str, *, at: float, host: str) -> Outcome:
+    """The route's spend and requests over each window. A route without series among the others' spent nothing."""
+    found: dict[str, figures.Reading] = {}
+    try:
+        for key, window in figures.WINDOWS.items():
+            usd = reading.spend(batch, source, window, at=at).get(route, 0.0)
+            counted = reading.requests(batch, source, window, at=at)
+            found[key] = figures.Reading(usd, None if counted is None else counted.get(route, 0.0))
+    except prometheus.PrometheusError as exc:
+        return Outcome(reason=_reason(exc), message=f"spend not read from Prometheus at {host}: {exc}")
+    return Outcome(readings=found)
+
+
+def promoted_at(current: Mapping[str, Any], *, now: datetime.datetime) -> datetime.datetime | None:
+    """When the candidate serving the route took all of it (the Promoted condition's transition); None while the
+    baseline serves it alone. A canary under way (part of the traffic moved) counts as just promoted: the
+    pre-promotion figure stops following the route, and nothing is measured yet."""
+    if current.get("promotedCandidate"):
+        promoted = conditions.get(current.get("conditions"), "Promoted") or {}
+        moment = clock.parse(promoted.get("lastTransitionTime")) if promoted.get("status") == conditions.TRUE else None
+        return moment or now
+    return now if current.get("canaryStep") is not None else None
+
+
+def desired_status(
+    current: Mapping[str, Any], outcome: Outcome, *, generation: int | None, now: datetime.datetime
+) -> dict[str, Any]:
+    """The policy's status with this round's spend and SpendKnown condition. A failed read keeps status.spend as it
+    was. Pure."""
+    desired = dict(current)
+    if outcome.readings is not None:
+        savings = current.get("savings") or {}
+        percent = savings.get("percent")
+        desired["spend"] = figures.spend_status(
+            current.get("spend"),
+            outcome.readings,
+            promoted_at=promoted_at(current, now=now),
+            projected_ratio=None if percent is None else float(percent) / 100,
+            now=now,
+        )
+        state, reason, message = conditions.TRUE, "Read", "spend read from the gateway's metrics"
+    else:
+        state, reason, message = conditions.FALSE, outcome.reason or "PrometheusError", outcome.message or ""
+    desired["conditions"] = conditions.set_condition(
+        current.get("conditions"),
+        type=CONDITION,
+        status=state,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        at=clock.stamp(now),
+    )
+    return desired
+
+
+def _export(namespace: str, name: str, spend: Mapping[str, Any] | None) -> None:
+    for key, window in figures.WINDOWS.items():
+        value = ((spend or {}).get(key) or {}).get("usd")
+        if value is not None:
+            metrics.ROUTE_SPEND.labels(namespace=namespace, policy=name, window=window).set(float(value))
+    ratio = ((spend or {}).get("realized") or {}).get("ratio")
+    if ratio is not None:
+        metrics.REALIZED_SAVINGS.labels(namespace=namespace, policy=name).set(float(ratio))
+
+
+def write(body: Mapping[str, Any], outcome: Outcome, *, now: datetime.datetime) -> bool:
+    """Write the policy's spend and condition when they changed, under the policy's lock, from a fresh read.
+    Returns whether anything was written."""
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    listed: dict[str, Any] = dict(body.get("status") or {})
+    if not status.changed_fields(listed, desired_status(listed, outcome, generation=meta.get("generation"), now=now)):
+        _export(namespace, name, listed.get("spend"))
+        return False  # as listed this round: no fresh read, no write (an idle policy costs nothing more)
+    for _ in range(CONFLICT_RETRIES):
+        with status.locked(uid):
+            fresh = status.fresh(KIND, namespace, name, uid)
+            if fresh is None:
+                return False
+            current: dict[str, Any] = dict(fresh.get("status") or {})
+            generation = fresh["metadata"].get("generation")
+            desired = desired_status(current, outcome, generation=generation, now=now)
+            try:
+                written = status.write(
+                    KIND,
+                    namespace,
+                    name,
+                    current,
+                    desired,
+                    resource_version=fresh["metadata"].get("resourceVersion"),
+                )
+            except status.Conflict:
+                continue
+        _export(namespace, name, desired.get("spend"))
+        was = conditions.get(current.get("conditions"), CONDITION) or {}
+        if written and was.get("status") != (conditions.TRUE if outcome.readings is not None else conditions.FALSE):
+            if outcome.readings is None:
+                events.warning(fresh, outcome.reason or "SpendUnknown", outcome.message or "")
+            elif was:
+                events.normal(fresh, "SpendKnown", "spend read from the gateway's metrics again")
+        return written is not None
+    logger.warning("spend of %s/%s not written: it kept changing (%d conflicts)", namespace, name, CONFLICT_RETRIES)
+    return False
+
+
+def read_round(
+    client: prometheus.Querier, policies: Sequence[Mapping[str, Any]], *, now: datetime.datetime, host: str
+) -> tuple[list[tuple[Mapping[str, Any], Outcome]], int]:
+    """Every policy's outcome from one batch of queries at `now`, and how many queries were sent. Policies whose
+    gateway exports no readable spend are left out."""
+    batch = reading.Batch(client, at=now.timestamp())
+    outcomes: list[tuple[Mapping[str, Any], Outcome]] = []
+    for body in policies:
+        source = source_of(body)
+        if source is None:
+            continue
+        outcomes.append((body, read(batch, source, route_of(body), at=batch.at, host=host)))
+    return outcomes, batch.sent
+
+
+class Loop:
+    """`await Loop(settings, interval=..., namespaces=...).run()` runs forever until cancelled: one round an
+    interval; after a round that could not read Prometheus, the next sooner, with backoff."""
+
+    def __init__(
+        self,
+        settings: prometheus.Settings,
+        *,
+        interval: float,
+        namespaces: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.namespaces = tuple(namespaces)
+        self._env = os.environ if env is None else env
+
+    def round(self) -> bool:
+        """One round (blocking: run it in a thread). True when every policy's spend was read."""
+        now = clock.now()
+        policies: list[Mapping[str, Any]] = list(handle_alert.list_policies(self.namespaces))
+        outcomes: list[tuple[Mapping[str, Any], Outcome]]
+        try:
+            client = self.settings.client(self._env)
+        except prometheus.PrometheusError as exc:
+            failed = Outcome(reason="PrometheusError", message=f"spend not read from {self.settings.host}: {exc}")
+            outcomes = [(body, failed) for body in policies if source_of(body) is not None]
+        else:
+            with client:
+                outcomes, sent = read_round(client, policies, now=now, host=self.settings.host)
+            logger.debug("spend round: %d policies, %d queries", len(outcomes), sent)
+        for body, outcome in outcomes:
+            write(body, outcome, now=now)
+        failures = [outcome for _, outcome in outcomes if outcome.readings is None]
+        if failures:
+            logger.warning("spend: %d of %d policies not read: %s", len(failures), len(outcomes), failures[0].message)
+        return not failures
+
+    async def run(self) -> None:
+        failed = 0
+        while True:
+            try:
+                ok = await asyncio.to_thread(self.round)
+            except Exception as exc:  # the API server, not Prometheus: try again, never end the loop
+                logger.warning("spend round failed: %s", exc)
+                ok = False
+            failed = 0 if ok else failed + 1
+            await asyncio.sleep(self.interval if ok else min(self.interval, handle_route.RETRY.backoff(failed)))
