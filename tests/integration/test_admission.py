@@ -236,6 +236,18 @@ INVALID = [
         "spec.candidate.model",
     ),
     ("run-missing-dataset", "qualificationrun.yaml", [("spec.dataset", _DELETE)], "spec.dataset"),
+    (
+        "outcome-query-without-window",
+        "routepolicy-litellm.yaml",
+        [("spec.outcome", {"name": "resolved ticket", "query": "sum(tickets_resolved_total)"})],
+        "spec.outcome.query",
+    ),
+    (
+        "outcome-name-blank",
+        "routepolicy-litellm.yaml",
+        [("spec.outcome", {"name": " ", "query": "sum(increase(tickets_resolved_total[$window]))"})],
+        "spec.outcome.name",
+    ),
 ]
 
 
@@ -273,7 +285,10 @@ def test_table_api_shows_the_printer_columns(kube, namespace):
     )
     table = response.json()
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns[:7] == ["Name", "Phase", "Active", "Candidate", "Lower-Bound", "Savings", "Age"]
+    shown = ["Name", "Phase", "Active", "Candidate", "Lower-Bound", "Savings", "Spend/1d", "Realized", "Age"]
+    assert columns[:9] == shown
+    wide = {c["name"]: c.get("priority", 0) for c in table["columnDefinitions"]}
+    assert wide.get("Realized") == 1, "the realized saving shows with -o wide"
     assert table["rows"][0]["cells"][0] == "support-summary"
 
 
@@ -724,6 +739,11 @@ LEGITIMATE: list[tuple[str, str, Edits]] = [
     ("loopback-for-local-use", POLICY, [("spec.qualification.endpoint.url", "http://127.0.0.1:4000/v1")]),
     ("ipv6-loopback", POLICY, [("spec.qualification.endpoint.url", "http://[::1]:4000/v1")]),
     ("pod-ip", RUN, [("spec.endpoint.url", "http://10.0.12.7:4000/v1")]),
+    (
+        "outcome-query",
+        POLICY,
+        [("spec.outcome", {"name": "resolved ticket", "query": 'sum(increase(t_total{q="a"}[$window]))'})],
+    ),
     ("cluster-dns", POLICY, [("spec.qualification.endpoint.url", "https://litellm.llm.svc.cluster.local/v1")]),
     (
         "presigned-dataset",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import prometheus_client
 import pytest
 import yaml
 from kubernetes import client
@@ -38,6 +39,8 @@ pytestmark = [
 PRICES = {"gpt-4o": (0.0005, 0.0015)}
 ROUTE = "support"
 APP_REQUESTS, WATCH_REQUESTS = 10, 20
+RESOLVED = 4
+OUTCOMES = 'tickets_resolved_total{queue="support"}'
 SPEND = sources.LITELLM_SPEND
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,18 +79,34 @@ def _spend_of(kube: Any, namespace: str, name: str) -> dict[str, Any]:
 def test_the_operator_writes_the_route_spend_without_assay_calls_and_keeps_it_when_prometheus_stops(
     kube, namespace: str, proxy: litellm.LiteLLMProxy, tmp_path: Path
 ):
-    target = monitoring.ScrapeTarget("litellm", proxy.url.removeprefix("http://"), "/metrics/")
+    # The application's own outcome counter (tickets resolved), served by prometheus_client as an app would.
+    registry = prometheus_client.CollectorRegistry()
+    resolved = prometheus_client.Counter("tickets_resolved", "Tickets resolved.", ["queue"], registry=registry)
+    resolved.labels(queue="support").inc(0)
+    app_metrics, app_thread = prometheus_client.start_http_server(0, addr="127.0.0.1", registry=registry)
+    targets = [
+        monitoring.ScrapeTarget("litellm", proxy.url.removeprefix("http://"), "/metrics/"),
+        monitoring.ScrapeTarget("app", f"127.0.0.1:{app_metrics.server_port}"),
+    ]
     server = monitoring.Prometheus(
-        monitoring.prometheus_config([target], alertmanager="127.0.0.1:9", interval_s=1.0), workdir=tmp_path
+        monitoring.prometheus_config(targets, alertmanager="127.0.0.1:9", interval_s=1.0), workdir=tmp_path
     ).start()
     try:
         wait_for(lambda: server.target_health("litellm") == "up", timeout=30, what="LiteLLM scraped")
+        wait_for(lambda: server.target_health("app") == "up", timeout=30, what="the application scraped")
+        wait_for(lambda: server.query(OUTCOMES), timeout=60, what="the outcome counter scraped")
         # One request of each kind first: increase() counts from a series' first sample, so the series must exist
         # before the measured traffic.
         _ask(proxy, 0)
         _ask(proxy, 0, tags=[sources.ASSAY_CALL_TAG])
         wait_for(lambda: len(server.query(SPEND)) == 2, timeout=60, what="both spend series scraped")
         app_usd = sum(_ask(proxy, n) for n in range(1, APP_REQUESTS + 1))
+        resolved.labels(queue="support").inc(RESOLVED)
+        wait_for(
+            lambda: (found := server.query(OUTCOMES)) and float(found[0]["value"][1]) >= RESOLVED,
+            timeout=60,
+            what="the resolved tickets scraped",
+        )
         watch_usd = sum(_ask(proxy, n, tags=[sources.ASSAY_CALL_TAG]) for n in range(1, WATCH_REQUESTS + 1))
         tagged = f'{SPEND}{{tag_assay_watch="true"}}'
         wait_for(
@@ -99,6 +118,10 @@ def test_the_operator_writes_the_route_spend_without_assay_calls_and_keeps_it_wh
         body = yaml.safe_load((REPO / "examples" / "routepolicy-litellm.yaml").read_text())
         body["metadata"]["name"] = "support-policy"
         body["spec"]["promptType"] = ROUTE
+        body["spec"]["outcome"] = {
+            "name": "resolved ticket",
+            "query": 'sum(increase(tickets_resolved_total{queue="support"}[$window]))',
+        }
         client.CustomObjectsApi(kube.api_client()).create_namespaced_custom_object(
             GROUP, VERSION, namespace, "routepolicies", body
         )
@@ -124,6 +147,11 @@ def test_the_operator_writes_the_route_spend_without_assay_calls_and_keeps_it_wh
             assert known["spend"]["week"]["usd"] >= app_usd and known["spend"]["month"]["usd"] >= app_usd
             assert day["requests"] >= APP_REQUESTS and day["requests"] < APP_REQUESTS + WATCH_REQUESTS / 2
             assert day["costPerRequestUsd"] == pytest.approx(day["usd"] / day["requests"], rel=0.5 / day["requests"])
+            # The same increase() extrapolation: never below the tickets resolved, well below twice as many.
+            assert RESOLVED <= day["outcomes"] < 2 * RESOLVED, day
+            assert day["costPerOutcomeUsd"] == pytest.approx(day["usd"] / day["outcomes"], rel=1e-5)
+            outcome_known = conditions.get(known["conditions"], "OutcomeKnown")
+            assert outcome_known is not None and outcome_known["status"] == "True", known["conditions"]
 
             server.stop()
             unknown = wait_for(
@@ -151,3 +179,5 @@ def test_the_operator_writes_the_route_spend_without_assay_calls_and_keeps_it_wh
             assay_kube.api_client.cache_clear()
     finally:
         server.stop()
+        app_metrics.shutdown()
+        app_thread.join(timeout=10)

@@ -387,6 +387,9 @@ class RoutePolicySpec(ApiModel):
     watch: Watch | None = pydantic.Field(
         default=None, description="Watch quality on live traffic after a promotion. Omit not to watch."
     )
+    outcome: Outcome | None = pydantic.Field(
+        default=None, description="What the route delivers (e.g. resolved tickets), for the cost per outcome."
+    )
     pricing: list[evaluation.ModelPrice] = pydantic.Field(
         default_factory=list,
         max_length=64,
@@ -533,6 +536,27 @@ class WatchStatus(ApiModel):
     )
 
 
+class Outcome(ApiModel):
+    """What the route delivers, counted by the application: a PromQL query for the number of outcomes over a
+    window (`$window` stands for 1d, 7d and 30d), e.g.
+    `sum(increase(tickets_resolved_total{queue="support"}[$window]))`. status.spend then shows the cost per
+    outcome, before and after a promotion."""
+
+    name: str = pydantic.Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9 _./]*[A-Za-z0-9])?$",
+        description="What one outcome is, for people: e.g. 'resolved ticket'.",
+    )
+    query: str = pydantic.Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"\$window",
+        description="PromQL giving the number of outcomes over `$window` (must contain `$window`; a single "
+        "series, or several summed). Read through the operator's Prometheus with the spend.",
+    )
+
+
 class SpendFigure(ApiModel):
     """The route's spend over one window, read from the gateway's metrics through Prometheus."""
 
@@ -542,6 +566,12 @@ class SpendFigure(ApiModel):
     )
     cost_per_request_usd: float | None = pydantic.Field(
         default=None, description="usd / requests: the live cost per request (absent without requests)."
+    )
+    outcomes: float | None = pydantic.Field(
+        default=None, description="Outcomes over the window (spec.outcome; absent without it or when unread)."
+    )
+    cost_per_outcome_usd: float | None = pydantic.Field(
+        default=None, description="usd / outcomes: the cost per delivered outcome (absent without outcomes)."
     )
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '$12.34'.")
 
@@ -561,6 +591,12 @@ class RealizedSavings(ApiModel):
     )
     projected_ratio: float | None = pydantic.Field(
         default=None, description="The qualification's projected saving (status.savings.percent / 100)."
+    )
+    baseline_cost_per_outcome_usd: float | None = pydantic.Field(
+        default=None, description="With spec.outcome: the baseline's cost per outcome over the 7 days before."
+    )
+    promoted_cost_per_outcome_usd: float | None = pydantic.Field(
+        default=None, description="With spec.outcome: the promoted route's cost per outcome over the last day."
     )
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '41% (projected 45%)'.")
 
@@ -589,7 +625,8 @@ class RoutePolicyStatus(ApiModel):
     conditions: list[common.Condition] = pydantic.Field(
         default_factory=list,
         max_length=16,
-        description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift, SpendKnown.",
+        description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift, SpendKnown, "
+        "OutcomeKnown.",
         json_schema_extra=common.list_map("type"),
     )
     active_route: RouteState | None = pydantic.Field(default=None, description="The route as assay last set it.")

@@ -30,6 +30,8 @@ logger = logging.getLogger("assay.spend")
 
 KIND = "RoutePolicy"
 CONDITION = "SpendKnown"
+OUTCOME_CONDITION = "OutcomeKnown"
+WINDOW_PLACEHOLDER = "$window"
 LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
 CONFLICT_RETRIES = 3
 
@@ -41,6 +43,9 @@ class Outcome:
     readings: Mapping[str, figures.Reading] | None = None
     reason: str | None = None
     message: str | None = None
+    # With spec.outcome: None when the outcomes were read, else why not (reason, message); the spend stands anyway.
+    outcome_problem: tuple[str, str] | None = None
+    counts_outcomes: bool = False
 
 
 def route_of(body: Mapping[str, Any]) -> str:
@@ -65,6 +70,21 @@ def source_of(body: Mapping[str, Any]) -> sources.SpendSource | None:
     return None
 
 
+def outcome_query_of(body: Mapping[str, Any]) -> str | None:
+    """spec.outcome.query, the PromQL counting outcomes over `$window`; None without spec.outcome."""
+    query = ((body.get("spec") or {}).get("outcome") or {}).get("query")
+    return str(query) if query else None
+
+
+def _outcomes(batch: prometheus.Querier, query: str, window: str, *, at: float) -> float:
+    """The outcomes over `window`: the query's series summed. No series is not zero outcomes: NoSeries."""
+    expr = query.replace(WINDOW_PLACEHOLDER, prometheus.check_duration(window))
+    samples = batch.query(expr, at=at)
+    if not samples:
+        raise prometheus.NoSeries(f"no series for spec.outcome.query {expr!r}", query=expr)
+    return sum(sample.value for sample in samples)
+
+
 def _reason(exc: prometheus.PrometheusError) -> str:
     for kind in (prometheus.PrometheusUnreachable, prometheus.BadQuery, prometheus.NoSeries, sources.UnpricedModel):
         if isinstance(exc, kind):
@@ -72,8 +92,18 @@ def _reason(exc: prometheus.PrometheusError) -> str:
     return "PrometheusError"
 
 
-def read(batch: prometheus.Querier, source: sources.SpendSource, route: str, *, at: float, host: str) -> Outcome:
-    """The route's spend and requests over each window. A route without series among the others' spent nothing."""
+def read(
+    batch: prometheus.Querier,
+    source: sources.SpendSource,
+    route: str,
+    *,
+    at: float,
+    host: str,
+    outcome_query: str | None = None,
+) -> Outcome:
+    """The route's spend and requests over each window, and with `outcome_query` (spec.outcome.query) its
+    outcomes. A route without series among the others' spent nothing. Outcomes that cannot be read leave the
+    spend standing and say why (outcome_problem)."""
     found: dict[str, figures.Reading] = {}
     try:
         for key, window in figures.WINDOWS.items():
@@ -82,7 +112,15 @@ def read(batch: prometheus.Querier, source: sources.SpendSource, route: str, *, 
             found[key] = figures.Reading(usd, None if counted is None else counted.get(route, 0.0))
     except prometheus.PrometheusError as exc:
         return Outcome(reason=_reason(exc), message=f"spend not read from Prometheus at {host}: {exc}")
-    return Outcome(readings=found)
+    if outcome_query is None:
+        return Outcome(readings=found)
+    try:
+        outcomes = {key: _outcomes(batch, outcome_query, window, at=at) for key, window in figures.WINDOWS.items()}
+    except prometheus.PrometheusError as exc:
+        problem = (_reason(exc), f"outcomes not read from Prometheus at {host}: {exc}")
+        return Outcome(readings=found, outcome_problem=problem, counts_outcomes=True)
+    with_outcomes = {key: dataclasses.replace(value, outcomes=outcomes[key]) for key, value in found.items()}
+    return Outcome(readings=with_outcomes, counts_outcomes=True)
 
 
 def promoted_at(current: Mapping[str, Any], *, now: datetime.datetime) -> datetime.datetime | None:
@@ -124,6 +162,24 @@ def desired_status(
         observed_generation=generation,
         at=clock.stamp(now),
     )
+    if outcome.readings is not None and outcome.counts_outcomes:
+        state, reason, message = (
+            (conditions.FALSE, *outcome.outcome_problem)
+            if outcome.outcome_problem
+            else (conditions.TRUE, "Read", "outcomes read with spec.outcome.query")
+        )
+        desired["conditions"] = conditions.set_condition(
+            desired["conditions"],
+            type=OUTCOME_CONDITION,
+            status=state,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            at=clock.stamp(now),
+        )
+    elif outcome.readings is not None and conditions.get(current.get("conditions"), OUTCOME_CONDITION):
+        # spec.outcome removed: its condition goes with it.
+        desired["conditions"] = [c for c in desired["conditions"] if c.get("type") != OUTCOME_CONDITION]
     return desired
 
 
@@ -172,6 +228,9 @@ def write(body: Mapping[str, Any], outcome: Outcome, *, now: datetime.datetime) 
                 events.warning(fresh, outcome.reason or "SpendUnknown", outcome.message or "")
             elif was:
                 events.normal(fresh, "SpendKnown", "spend read from the gateway's metrics again")
+        was_outcome = conditions.get(current.get("conditions"), OUTCOME_CONDITION) or {}
+        if written and outcome.outcome_problem and was_outcome.get("status") != conditions.FALSE:
+            events.warning(fresh, outcome.outcome_problem[0], outcome.outcome_problem[1])
         return written is not None
     logger.warning("spend of %s/%s not written: it kept changing (%d conflicts)", namespace, name, CONFLICT_RETRIES)
     return False
@@ -188,7 +247,8 @@ def read_round(
         source = source_of(body)
         if source is None:
             continue
-        outcomes.append((body, read(batch, source, route_of(body), at=batch.at, host=host)))
+        found = read(batch, source, route_of(body), at=batch.at, host=host, outcome_query=outcome_query_of(body))
+        outcomes.append((body, found))
     return outcomes, batch.sent
 
 

@@ -27,10 +27,12 @@ REALIZED_AFTER = datetime.timedelta(days=1)
 
 @dataclasses.dataclass(frozen=True)
 class Reading:
-    """Spend (USD) and requests (None: the gateway counts none) on one route over one window."""
+    """Spend (USD), requests (None: the gateway counts none) and outcomes (None: no spec.outcome, or not read) on
+    one route over one window."""
 
     usd: float
     requests: float | None
+    outcomes: float | None = None
 
 
 def _significant(value: float, digits: int = 6) -> float:
@@ -49,6 +51,12 @@ def cost_per_request(reading: Reading | None) -> float | None:
     return reading.usd / reading.requests
 
 
+def cost_per_outcome(reading: Reading | None) -> float | None:
+    if reading is None or not reading.outcomes or reading.outcomes <= 0:
+        return None
+    return reading.usd / reading.outcomes
+
+
 def figure(reading: Reading) -> dict[str, Any]:
     """One window's figure as status carries it."""
     result: dict[str, Any] = {"usd": _significant(reading.usd), "display": usd_display(reading.usd)}
@@ -57,6 +65,11 @@ def figure(reading: Reading) -> dict[str, Any]:
     per_request = cost_per_request(reading)
     if per_request is not None:
         result["costPerRequestUsd"] = _significant(per_request)
+    if reading.outcomes is not None:
+        result["outcomes"] = _significant(reading.outcomes)
+    per_outcome = cost_per_outcome(reading)
+    if per_outcome is not None:
+        result["costPerOutcomeUsd"] = _significant(per_outcome)
     return result
 
 
@@ -68,22 +81,35 @@ def realized(
     projected_ratio: float | None,
     now: datetime.datetime,
 ) -> dict[str, Any] | None:
-    """status.spend.realized (module docstring). `promoted_at` None: the baseline serves the route."""
+    """status.spend.realized (module docstring). `promoted_at` None: the baseline serves the route. The cost per
+    outcome (spec.outcome) is kept before and measured after a promotion the same way as the cost per request."""
     before = (previous or {}).get("baselineCostPerRequestUsd")
+    before_outcome = (previous or {}).get("baselineCostPerOutcomeUsd")
     if promoted_at is None:
         live = cost_per_request(readings.get(BASELINE_WINDOW))
-        baseline = _significant(live) if live is not None else before
-        return None if baseline is None else {"baselineCostPerRequestUsd": baseline}
+        live_outcome = cost_per_outcome(readings.get(BASELINE_WINDOW))
+        kept = {
+            "baselineCostPerRequestUsd": _significant(live) if live is not None else before,
+            "baselineCostPerOutcomeUsd": _significant(live_outcome) if live_outcome is not None else before_outcome,
+        }
+        kept = {key: value for key, value in kept.items() if value is not None}
+        return kept or None
     result: dict[str, Any] = {}
     if before is not None:
         result["baselineCostPerRequestUsd"] = before
+    if before_outcome is not None:
+        result["baselineCostPerOutcomeUsd"] = before_outcome
     if projected_ratio is not None:
         result["projectedRatio"] = round(projected_ratio, 4)
     after = cost_per_request(readings.get(PROMOTED_WINDOW))
     projected = f" (projected {projected_ratio:.0%})" if projected_ratio is not None else ""
+    measured = now - promoted_at >= REALIZED_AFTER
+    after_outcome = cost_per_outcome(readings.get(PROMOTED_WINDOW))
+    if measured and after_outcome is not None:
+        result["promotedCostPerOutcomeUsd"] = _significant(after_outcome)
     if before is None:
         result["display"] = "no baseline figure"
-    elif now - promoted_at < REALIZED_AFTER or after is None:
+    elif not measured or after is None:
         result["display"] = "measuring" + projected
     else:
         ratio = 1 - after / float(before)

@@ -211,3 +211,106 @@ def test_a_canary_under_way_freezes_the_baseline_figure_and_the_baseline_alone_d
     assert handle_spend.promoted_at({}, now=NOW) is None
     assert handle_spend.promoted_at({"canaryStep": 0}, now=NOW) == NOW
     assert handle_spend.promoted_at({"promotedCandidate": "mini"}, now=NOW) == NOW
+
+
+OUTCOME_QUERY = 'sum(increase(tickets_resolved_total{queue="support"}[$window]))'
+
+
+def with_outcome(body: dict, query: str = OUTCOME_QUERY) -> dict:
+    body["spec"]["outcome"] = {"name": "resolved ticket", "query": query}
+    return body
+
+
+def test_each_window_carries_the_outcomes_and_the_cost_per_outcome():
+    spend = figures.spend_status(
+        None, {"day": figures.Reading(12.5, 250.0, 50.0)}, promoted_at=None, projected_ratio=None, now=NOW
+    )
+    assert spend["day"]["outcomes"] == 50.0 and spend["day"]["costPerOutcomeUsd"] == 0.25
+    none = figures.spend_status(
+        None, {"day": figures.Reading(12.5, 250.0, 0.0)}, promoted_at=None, projected_ratio=None, now=NOW
+    )
+    assert none["day"]["outcomes"] == 0.0 and "costPerOutcomeUsd" not in none["day"], "no outcome: no cost per one"
+
+
+def test_the_cost_per_outcome_is_kept_before_the_promotion_and_measured_a_day_after_it():
+    before = figures.spend_status(
+        None,
+        {"day": figures.Reading(10.0, 100, 20), "week": figures.Reading(70.0, 700, 140)},
+        promoted_at=None,
+        projected_ratio=None,
+        now=NOW,
+    )
+    assert before["realized"] == {"baselineCostPerRequestUsd": 0.1, "baselineCostPerOutcomeUsd": 0.5}
+    soon = figures.spend_status(
+        before,
+        {"day": figures.Reading(6.0, 100, 20), "week": figures.Reading(66.0, 700, 140)},
+        promoted_at=NOW,
+        projected_ratio=0.45,
+        now=NOW + datetime.timedelta(hours=3),
+    )
+    assert soon["realized"]["baselineCostPerOutcomeUsd"] == 0.5, "frozen at the promotion"
+    assert "promotedCostPerOutcomeUsd" not in soon["realized"], "the day is not all after the promotion yet"
+    later = figures.spend_status(
+        soon,
+        {"day": figures.Reading(6.0, 100, 24), "week": figures.Reading(66.0, 700, 140)},
+        promoted_at=NOW,
+        projected_ratio=0.45,
+        now=NOW + datetime.timedelta(days=1, minutes=1),
+    )
+    assert later["realized"]["promotedCostPerOutcomeUsd"] == 0.25
+    assert later["realized"]["ratio"] == 0.4 and later["realized"]["baselineCostPerOutcomeUsd"] == 0.5
+
+
+def test_the_outcome_query_is_read_for_each_window_and_no_series_is_not_zero_outcomes(
+    fake_prometheus: FakePrometheus,
+):
+    for window in figures.WINDOWS.values():
+        fake_prometheus.answer(litellm_query(SPEND, window), vector(({"requested_model": "support"}, 3.0)))
+        fake_prometheus.answer(litellm_query(REQUESTS, window), vector(({"requested_model": "support"}, 30)))
+        fake_prometheus.answer(
+            OUTCOME_QUERY.replace("$window", window), vector(({"queue": "support"}, 4.0), ({"queue": "support"}, 2))
+        )
+    policies = [
+        with_outcome(policy("counted", route="support")),
+        with_outcome(policy("uncounted", route="support"), "sum(increase(nothing_total[$window]))"),
+        policy("plain", route="support"),
+    ]
+    with prometheus.PrometheusClient(fake_prometheus.url, retry=FAST) as client:
+        outcomes, _ = handle_spend.read_round(client, policies, now=NOW, host="prom:9090")
+    found = {body["metadata"]["name"]: outcome for body, outcome in outcomes}
+    assert found["counted"].readings["day"] == figures.Reading(3.0, 30.0, 6.0), "several series are summed"
+    assert found["counted"].outcome_problem is None and found["counted"].counts_outcomes
+    uncounted = found["uncounted"]
+    assert uncounted.readings == readings((3.0, 30.0)), "the spend stands when the outcomes cannot be read"
+    assert uncounted.outcome_problem is not None and uncounted.outcome_problem[0] == "NoSeries"
+    assert "nothing_total[1d]" in uncounted.outcome_problem[1] and "prom:9090" in uncounted.outcome_problem[1]
+    assert not found["plain"].counts_outcomes and found["plain"].readings == readings((3.0, 30.0))
+
+
+def test_outcome_known_says_whether_the_outcomes_were_read_and_goes_with_spec_outcome():
+    counted = handle_spend.Outcome(readings={"day": figures.Reading(3.0, 30.0, 6.0)}, counts_outcomes=True)
+    known = handle_spend.desired_status({}, counted, generation=1, now=NOW)
+    assert conditions.get(known["conditions"], "OutcomeKnown")["status"] == "True"
+    assert known["spend"]["day"]["costPerOutcomeUsd"] == 0.5
+    failed = handle_spend.Outcome(
+        readings={"day": figures.Reading(3.0, 30.0)},
+        counts_outcomes=True,
+        outcome_problem=("NoSeries", "outcomes not read from Prometheus at prom:9090: no series"),
+    )
+    unknown = handle_spend.desired_status(known, failed, generation=1, now=NOW)
+    condition = conditions.get(unknown["conditions"], "OutcomeKnown")
+    assert (condition["status"], condition["reason"]) == ("False", "NoSeries")
+    assert conditions.get(unknown["conditions"], "SpendKnown")["status"] == "True", "the spend was read"
+    removed = handle_spend.desired_status(
+        unknown, handle_spend.Outcome(readings=readings((3.0, 30.0))), generation=2, now=NOW
+    )
+    assert conditions.get(removed["conditions"], "OutcomeKnown") is None
+
+
+def test_admission_asks_for_the_window_placeholder_in_the_outcome_query():
+    from assay.api import routepolicy
+
+    with pytest.raises(ValueError, match=r"query"):
+        routepolicy.Outcome(name="resolved ticket", query="sum(tickets_resolved_total)")
+    with pytest.raises(ValueError, match=r"name"):
+        routepolicy.Outcome(name=" ticket\n", query=OUTCOME_QUERY)
