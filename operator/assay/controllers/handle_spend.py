@@ -150,33 +150,30 @@ def desired_status(
             projected_ratio=None if percent is None else float(percent) / 100,
             now=now,
         )
-        state, reason, message = conditions.TRUE, "Read", "spend read from the gateway's metrics"
+        spend_known = (conditions.TRUE, "Read", "spend read from the gateway's metrics")
     else:
-        state, reason, message = conditions.FALSE, outcome.reason or "PrometheusError", outcome.message or ""
-    desired["conditions"] = conditions.set_condition(
-        current.get("conditions"),
-        type=CONDITION,
-        status=state,
-        reason=reason,
-        message=message,
-        observed_generation=generation,
-        at=clock.stamp(now),
-    )
-    if outcome.readings is not None and outcome.counts_outcomes:
-        state, reason, message = (
-            (conditions.FALSE, *outcome.outcome_problem)
-            if outcome.outcome_problem
-            else (conditions.TRUE, "Read", "outcomes read with spec.outcome.query")
-        )
-        desired["conditions"] = conditions.set_condition(
-            desired["conditions"],
-            type=OUTCOME_CONDITION,
-            status=state,
+        spend_known = (conditions.FALSE, outcome.reason or "PrometheusError", outcome.message or "")
+
+    def set_condition(found: Any, type: str, state: tuple[str, str, str]) -> Any:
+        status_, reason, message = state
+        return conditions.set_condition(
+            found,
+            type=type,
+            status=status_,
             reason=reason,
             message=message,
             observed_generation=generation,
             at=clock.stamp(now),
         )
+
+    desired["conditions"] = set_condition(current.get("conditions"), CONDITION, spend_known)
+    if outcome.readings is not None and outcome.counts_outcomes:
+        outcome_known = (
+            (conditions.FALSE, *outcome.outcome_problem)
+            if outcome.outcome_problem
+            else (conditions.TRUE, "Read", "outcomes read with spec.outcome.query")
+        )
+        desired["conditions"] = set_condition(desired["conditions"], OUTCOME_CONDITION, outcome_known)
     elif outcome.readings is not None and conditions.get(current.get("conditions"), OUTCOME_CONDITION):
         # spec.outcome removed: its condition goes with it.
         desired["conditions"] = [c for c in desired["conditions"] if c.get("type") != OUTCOME_CONDITION]

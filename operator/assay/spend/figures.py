@@ -45,16 +45,17 @@ def usd_display(usd: float) -> str:
     return f"${usd:,.2f}" if abs(usd) >= 1 or usd == 0 else f"${usd:.4f}"
 
 
+def _per(usd: float, count: float | None) -> float | None:
+    """usd / count; None without a positive count."""
+    return usd / count if count and count > 0 else None
+
+
 def cost_per_request(reading: Reading | None) -> float | None:
-    if reading is None or not reading.requests or reading.requests <= 0:
-        return None
-    return reading.usd / reading.requests
+    return None if reading is None else _per(reading.usd, reading.requests)
 
 
 def cost_per_outcome(reading: Reading | None) -> float | None:
-    if reading is None or not reading.outcomes or reading.outcomes <= 0:
-        return None
-    return reading.usd / reading.outcomes
+    return None if reading is None else _per(reading.usd, reading.outcomes)
 
 
 def figure(reading: Reading) -> dict[str, Any]:
