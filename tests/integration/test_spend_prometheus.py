@@ -11,6 +11,7 @@ Skipped when LiteLLM or Prometheus is missing (hack/litellm.sh, hack/debian-pack
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import itertools
@@ -26,7 +27,7 @@ from kubernetes import client
 import realparts
 from assay import GROUP, VERSION, cli
 from assay import kube as assay_kube
-from assay.spend import command, reading, sources
+from assay.spend import command, focus, reading, sources
 from assay.spend import prometheus as prom
 from assaylab import litellm, monitoring
 from assaylab import simulator as sim
@@ -245,6 +246,14 @@ def test_assay_top_ranks_the_routes_with_the_measured_dollars(
         feature: round(usd, 2) for feature, usd in measured.sent.by(1).items()
     }
     assert report["rows"][-1]["cumulativeShare"] == pytest.approx(1.0)
+
+    code = cli.main([*args, "--at", f"{measured.at:.3f}", "--output", "focus"])
+    exported = list(csv.DictReader(io.StringIO(capsys.readouterr().out, newline="")))
+    assert code == 0
+    assert {row["ResourceId"]: round(float(row["BilledCost"]), 2) for row in exported} == {
+        route: round(usd, 2) for route, usd in measured.sent.by(0).items()
+    }
+    assert {row["ChargePeriodEnd"] for row in exported} == {focus.stamp(measured.at)}
     with capsys.disabled():
         print("\n" + out)
 
@@ -279,6 +288,10 @@ def test_assay_top_marks_routes_with_policies_and_a_qualified_candidate_from_the
     body = yaml.safe_load((REPO / "examples" / "routepolicy-litellm.yaml").read_text())
     body["metadata"]["name"] = "support-policy"
     body["spec"]["promptType"] = "support"
+    # The outcome counted here is the route's own request counter: the real Prometheus answers it, and the cost per
+    # outcome must then equal the cost per request.
+    outcome = f'sum(increase({sources.LITELLM_REQUESTS}{{requested_model="support"}}[$window]))'
+    body["spec"]["outcome"] = {"name": "answered question", "query": outcome}
     custom = client.CustomObjectsApi(kube.api_client())
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "routepolicies", body)
     status = {
@@ -304,3 +317,7 @@ def test_assay_top_marks_routes_with_policies_and_a_qualified_candidate_from_the
     assert rows["support"]["policies"] == [f"{namespace}/support-policy"]
     assert (rows["support"]["qualifiedCandidate"], rows["support"]["projectedSavingPercent"]) == ("tiny", 80.0)
     assert (rows["faq"]["policies"], rows["faq"]["qualifiedCandidate"]) == ([], None)
+    (counted,) = rows["support"]["outcomes"]
+    assert counted["name"] == "answered question" and counted["outcomes"] == pytest.approx(rows["support"]["requests"])
+    assert counted["costPerOutcome"] == pytest.approx(rows["support"]["costPerRequest"])
+    assert rows["faq"]["outcomes"] == []

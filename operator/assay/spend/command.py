@@ -1,10 +1,13 @@
 """`assay top` / `kubectl assay top`: routes (or features, tenants) ranked by spend read from Prometheus, with
 their cumulative share and the 80% Pareto cut; with a reachable cluster, each route's RoutePolicies, a
-qualified candidate not yet promoted and its projected saving; with `--forecast`, the month-end forecast and
-the money left on the table.
+qualified candidate not yet promoted and its projected saving, and for a policy with spec.outcome the outcomes
+over the window and the cost per outcome; with `--forecast`, the month-end forecast and the money left on the
+table. `--output focus` writes the same spend as FinOps FOCUS CSV (assay.spend.focus).
 
 Prometheus down, a query it refuses or no spend series at all is an error on stderr and exit code 2, never
-an empty table. No cluster is a note on stderr: spend is still ranked. The bearer token is never printed.
+an empty table; so is an outcome query Prometheus refuses. An outcome query answering no series is a note on
+stderr and the outcomes show as unknown, never zero. No cluster is a note on stderr: spend is still ranked. The
+bearer token is never printed.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ import datetime
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from assay.qualification import cost
 from assay.report import cluster, plugin
-from assay.spend import forecast, pareto, prometheus, reading, sources
+from assay.spend import focus, forecast, pareto, prometheus, reading, sources
 
 ENV_URL, ENV_TOKEN, ENV_TOKEN_FILE = prometheus.ENV_URL, prometheus.ENV_TOKEN, prometheus.ENV_TOKEN_FILE
 EXIT_OK, EXIT_FAILED = 0, 2
 SOURCES = ("litellm", "envoy-ai-gateway", "promql")
+OUTPUTS = ("table", "json", "focus")
+
+
+class OutcomeUnread(prometheus.PrometheusError):
+    """A RoutePolicy's spec.outcome.query that Prometheus refused or could not answer, naming the policies."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", "--namespace", help="RoutePolicies of this namespace (default: the context's)")
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="RoutePolicies of every namespace")
     parser.add_argument("--no-cluster", action="store_true", help="do not read RoutePolicies")
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "-o", "--output", choices=OUTPUTS, default="table", help="table, json, or focus (FinOps FOCUS 1.0 CSV)"
+    )
     return parser
 
 
@@ -75,11 +86,49 @@ def _policies(args: argparse.Namespace, stderr: TextIO) -> list[pareto.PolicyRou
     return [pareto.policy_route(policy) for policy in found]
 
 
+def _outcomes(
+    client: prometheus.Querier, policies: Sequence[pareto.PolicyRoute], window: str, *, at: float, stderr: TextIO
+) -> dict[str, float | None]:
+    """Each distinct spec.outcome.query of the policies read once over `window`: query -> outcomes, None when it
+    answered no series (a note on stderr: unknown, not zero). Any other failure raises OutcomeUnread."""
+    by_query: dict[str, list[str]] = {}
+    for policy in policies:
+        if policy.outcome_query is not None:
+            by_query.setdefault(policy.outcome_query, []).append(f"{policy.namespace}/{policy.name}")
+    counts: dict[str, float | None] = {}
+    for query, names in by_query.items():
+        try:
+            counts[query] = reading.outcomes(client, query, window, at=at)
+        except prometheus.NoSeries as exc:
+            print(f"assay top: outcomes of {', '.join(names)} unknown: {exc}", file=stderr)
+            counts[query] = None
+        except prometheus.PrometheusError as exc:
+            raise OutcomeUnread(f"spec.outcome.query of {', '.join(names)}: {exc}") from exc
+    return counts
+
+
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:,.2f}"
 
 
-def _cells(row: pareto.Row, by: str, forecasts: Mapping[str, forecast.Forecast] | None) -> list[str]:
+def _count(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _outcome_cells(row: pareto.Row) -> list[str]:
+    """OUTCOMES (`4 (resolved ticket)`, `unknown (...)`) and USD/OUTCOME; several kinds on a route side by side."""
+    if not row.outcomes:
+        return ["-", "-"]
+    counted = ", ".join(f"{_count(o.count)} ({o.name})" for o in row.outcomes)
+    per = [o.cost_per_outcome for o in row.outcomes]
+    return [counted, ", ".join("-" if value is None else f"${value:.6f}" for value in per)]
+
+
+def _cells(
+    row: pareto.Row, by: str, forecasts: Mapping[str, forecast.Forecast] | None, *, outcomes: bool = False
+) -> list[str]:
     best = row.best_saving
     cells = [
         str(row.rank),
@@ -94,6 +143,8 @@ def _cells(row: pareto.Row, by: str, forecasts: Mapping[str, forecast.Forecast] 
         names = ",".join(f"{p.namespace}/{p.name}" for p in row.policies) or "-"
         cells += [names, best.qualified if best and best.qualified else "-"]
         cells += ["-" if best is None or best.saving_percent is None else f"{best.saving_percent:.0f}%"]
+    if outcomes:
+        cells += _outcome_cells(row)
     if forecasts is not None:
         month = forecasts.get(row.group)
         interval = "-" if month is None or month.low is None else f"{_usd(month.low)}-{_usd(month.high)}"
@@ -103,13 +154,18 @@ def _cells(row: pareto.Row, by: str, forecasts: Mapping[str, forecast.Forecast] 
 
 
 def table(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
-    """The terminal table: ranked rows, a line under the Pareto cut, and a summary."""
+    """The terminal table: ranked rows, a line under the Pareto cut, and a summary. The OUTCOMES and USD/OUTCOME
+    columns show when a route's policy has spec.outcome."""
+    outcomes = any(row.outcomes for row in rows)
     headers = ["#", by.upper(), f"SPEND {window}", "SHARE", "CUM", "REQUESTS", "USD/REQ"]
     if by == "route":
         headers += ["POLICY", "QUALIFIED", "SAVING"]
+    if outcomes:
+        headers += ["OUTCOMES", "USD/OUTCOME"]
     if forecasts is not None:
         headers += ["MONTH-END", "95% INTERVAL", "LEFT ON TABLE"]
-    lines = plugin._table(headers, [_cells(row, by, forecasts) for row in rows]).split("\n")
+    cells = [_cells(row, by, forecasts, outcomes=outcomes) for row in rows]
+    lines = plugin._table(headers, cells).split("\n")
     in_head = len(pareto.head(rows))
     if 0 < in_head < len(rows):
         lines.insert(in_head + 1, f"---- {cut:.0%} of spend above this line ----")
@@ -137,6 +193,17 @@ def as_json(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, for
             item["policies"] = [f"{p.namespace}/{p.name}" for p in row.policies]
             item["qualifiedCandidate"] = best.qualified if best else None
             item["projectedSavingPercent"] = best.saving_percent if best else None
+            item["outcomes"] = [
+                {
+                    "name": o.name,
+                    "query": o.query,
+                    "policies": list(o.policies),
+                    "outcomes": o.count,
+                    "known": o.count is not None,
+                    "costPerOutcome": o.cost_per_outcome,
+                }
+                for o in row.outcomes
+            ]
         if forecasts is not None and row.group in forecasts:
             month = forecasts[row.group]
             item["forecast"] = {
@@ -168,22 +235,30 @@ def main(
         parser.error("--source promql needs --promql")
     if any("=" not in item for item in args.match):
         parser.error("--match takes LABEL=VALUE")
+    if args.output == "focus" and args.forecast:
+        parser.error("--output focus writes the spend over --window; --forecast does not apply")
+    # One instant for every query (spend, requests, outcomes), and the end of the FOCUS charge period.
+    at = time.time() if args.at is None else args.at
     try:
         prometheus.check_duration(args.window)
         source = _source(args)
         token = prometheus.read_bearer_token(environ, path=args.token_file)
         with prometheus.PrometheusClient(url, bearer_token=token) as client:
-            spent = reading.spend(client, source, args.window, by=args.by, at=args.at)
-            counted = reading.requests(client, source, args.window, by=args.by, at=args.at)
+            spent = reading.spend(client, source, args.window, by=args.by, at=at)
+            counted = reading.requests(client, source, args.window, by=args.by, at=at)
             forecasts = None
             if args.forecast:
-                now = datetime.datetime.fromtimestamp(args.at, datetime.UTC) if args.at else None
-                month = reading.month_so_far(client, source, now=now or datetime.datetime.now(datetime.UTC), by=args.by)
-                forecasts = month.forecasts()
+                now = datetime.datetime.fromtimestamp(at, datetime.UTC)
+                forecasts = reading.month_so_far(client, source, now=now, by=args.by).forecasts()
+            policies = _policies(args, err)
+            outcomes = _outcomes(client, policies, args.window, at=at, stderr=err)
     except (prometheus.PrometheusError, ValueError) as exc:
         print(f"assay top: {exc}", file=err)
         return EXIT_FAILED
-    rows = pareto.rank(spent, requests=counted, policies=_policies(args, err), cut=args.cut)
+    rows = pareto.rank(spent, requests=counted, policies=policies, cut=args.cut, outcomes=outcomes)
+    if args.output == "focus":
+        out.write(focus.csv_text(rows, by=args.by, window=args.window, at=at, source=args.source))
+        return EXIT_OK
     render = as_json if args.output == "json" else table
     out.write(render(rows, by=args.by, window=args.window, cut=args.cut, forecasts=forecasts))
     return EXIT_OK

@@ -1,7 +1,8 @@
 """Spend read from Prometheus through a spend source: per group over a window, and per day this month (for
 the forecast). The only module of assay.spend that queries; the arithmetic lives in sources, forecast, pareto.
 
-A source whose every query answers no series raises prometheus.NoSeries: no data is never zero spend.
+A source whose every query answers no series raises prometheus.NoSeries: no data is never zero spend; the same
+holds for a RoutePolicy's spec.outcome query (`outcomes`): no series is not zero outcomes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import datetime
 from collections.abc import Sequence
 
 from assay.spend import forecast, prometheus, sources
+
+# What spec.outcome.query writes for the window it is read over.
+WINDOW_PLACEHOLDER = "$window"
 
 
 class Batch:
@@ -82,6 +86,16 @@ def requests(
         return _read(client, queries, at=at)
     except prometheus.NoSeries:
         return None
+
+
+def outcomes(client: prometheus.Querier, query: str, window: str, *, at: float | None = None) -> float:
+    """The outcomes over `window` counted by spec.outcome.query (`$window` filled in): its series summed. No series
+    is not zero outcomes: NoSeries."""
+    expr = query.replace(WINDOW_PLACEHOLDER, prometheus.check_duration(window))
+    samples = client.query(expr, at=at)
+    if not samples:
+        raise prometheus.NoSeries(f"no series for spec.outcome.query {expr!r}", query=expr)
+    return sum(sample.value for sample in samples)
 
 
 @dataclasses.dataclass(frozen=True)

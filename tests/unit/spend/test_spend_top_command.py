@@ -6,6 +6,7 @@ import io
 import json
 import pathlib
 
+import pytest
 from promstub import FakePrometheus, vector
 
 from assay.spend import command
@@ -100,3 +101,109 @@ def test_the_url_comes_from_the_environment(fake_prometheus: FakePrometheus):
     out = io.StringIO()
     code = command.main(["--no-cluster"], stdout=out, stderr=io.StringIO(), env={command.ENV_URL: fake_prometheus.url})
     assert code == 0 and "support" in out.getvalue()
+
+
+RESOLVED = "sum(increase(tickets_resolved_total[$window]))"
+
+
+def with_policies(monkeypatch: pytest.MonkeyPatch, *policies: dict) -> None:
+    """RoutePolicies as the API server would list them, without a cluster."""
+    monkeypatch.setattr(command.cluster, "list_objects", lambda kind, namespace: list(policies))
+    monkeypatch.setattr(command.cluster, "current_namespace", lambda: "shop")
+
+
+def policy(name: str, route: str, *, outcome: dict | None = None) -> dict:
+    spec: dict = {"promptType": route, "gateway": {"kind": "LiteLLMConfigMap"}}
+    if outcome:
+        spec["outcome"] = outcome
+    return {"metadata": {"namespace": "shop", "name": name}, "spec": spec, "status": {}}
+
+
+def top_with_cluster(fake: FakePrometheus, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = command.main(["--prometheus-url", fake.url, *args], stdout=out, stderr=err, env={})
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_policy_with_spec_outcome_shows_its_outcomes_and_the_cost_per_outcome(
+    fake_prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+):
+    fake_prometheus.answer(SPEND, routes(("support", 36.0), ("faq", 4.0)))
+    fake_prometheus.answer(REQUESTS, routes(("support", 400), ("faq", 100)))
+    fake_prometheus.answer(
+        "sum(increase(tickets_resolved_total[30d]))", vector(({"queue": "a"}, 80.0), ({"queue": "b"}, 10.0))
+    )
+    outcome = {"name": "resolved ticket", "query": RESOLVED}
+    with_policies(monkeypatch, policy("support-policy", "support", outcome=outcome), policy("faq-policy", "faq"))
+    code, out, err = top_with_cluster(fake_prometheus)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split()[-2:] == ["OUTCOMES", "USD/OUTCOME"]
+    assert lines[1].split()[-4:] == ["90", "(resolved", "ticket)", "$0.400000"], "the series summed; $36 / 90"
+    assert lines[3].split()[-2:] == ["-", "-"], "faq's policy counts no outcome"
+    code, out, _ = top_with_cluster(fake_prometheus, "--output", "json")
+    rows = {row["route"]: row for row in json.loads(out)["rows"]}
+    (support,) = rows["support"]["outcomes"]
+    assert support == {
+        "name": "resolved ticket",
+        "query": RESOLVED,
+        "policies": ["shop/support-policy"],
+        "outcomes": 90.0,
+        "known": True,
+        "costPerOutcome": 0.4,
+    }
+    assert rows["faq"]["outcomes"] == []
+    assert [a["query"] for a in fake_prometheus.asked].count("sum(increase(tickets_resolved_total[30d]))") == 2
+
+
+def test_an_outcome_query_with_no_series_is_unknown_never_zero_and_the_spend_stands(
+    fake_prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+):
+    fake_prometheus.answer(SPEND.replace("[30d]", "[7d]"), routes(("support", 36.0)))
+    with_policies(monkeypatch, policy("support-policy", "support", outcome={"name": "ticket", "query": RESOLVED}))
+    code, out, err = top_with_cluster(fake_prometheus, "--window", "7d")
+    assert code == 0
+    assert "outcomes of shop/support-policy unknown: no series for spec.outcome.query" in err
+    assert "tickets_resolved_total[7d]" in err, "the window filled in"
+    assert out.splitlines()[1].split()[1:3] == ["support", "$36.00"]
+    assert out.splitlines()[1].split()[-3:] == ["unknown", "(ticket)", "-"]
+    code, out, _ = top_with_cluster(fake_prometheus, "--window", "7d", "--output", "json")
+    (counted,) = json.loads(out)["rows"][0]["outcomes"]
+    assert (counted["outcomes"], counted["known"], counted["costPerOutcome"]) == (None, False, None)
+
+
+def test_zero_outcomes_are_zero_with_no_cost_per_outcome(
+    fake_prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+):
+    fake_prometheus.answer(SPEND, routes(("support", 36.0)))
+    fake_prometheus.answer("sum(increase(tickets_resolved_total[30d]))", vector(({}, 0.0)))
+    with_policies(monkeypatch, policy("support-policy", "support", outcome={"name": "ticket", "query": RESOLVED}))
+    code, out, _ = top_with_cluster(fake_prometheus, "--output", "json")
+    (counted,) = json.loads(out)["rows"][0]["outcomes"]
+    assert code == 0 and (counted["outcomes"], counted["known"], counted["costPerOutcome"]) == (0.0, True, None)
+
+
+def test_an_outcome_query_prometheus_refuses_is_an_error_naming_the_policy(
+    fake_prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+):
+    fake_prometheus.answer(SPEND, routes(("support", 36.0)))
+    bad = {"status": "error", "errorType": "bad_data", "error": "1:5: parse error: unexpected right parenthesis"}
+    fake_prometheus.answer("sum(increase(tickets[30d])))", bad, status=400)
+    outcome = {"name": "ticket", "query": "sum(increase(tickets[$window])))"}
+    with_policies(monkeypatch, policy("support-policy", "support", outcome=outcome))
+    code, out, err = top_with_cluster(fake_prometheus)
+    assert (code, out) == (command.EXIT_FAILED, "")
+    assert "spec.outcome.query of shop/support-policy" in err and "bad_data" in err
+
+
+def test_policies_sharing_an_outcome_query_are_read_once(
+    fake_prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+):
+    fake_prometheus.answer(SPEND, routes(("support", 30.0)))
+    fake_prometheus.answer("sum(increase(tickets_resolved_total[30d]))", vector(({}, 10.0)))
+    outcome = {"name": "ticket", "query": RESOLVED}
+    with_policies(monkeypatch, policy("a", "support", outcome=outcome), policy("b", "support", outcome=outcome))
+    code, out, _ = top_with_cluster(fake_prometheus, "--output", "json")
+    (counted,) = json.loads(out)["rows"][0]["outcomes"]
+    assert code == 0 and counted["policies"] == ["shop/a", "shop/b"] and counted["costPerOutcome"] == 3.0
+    assert [a["query"] for a in fake_prometheus.asked].count("sum(increase(tickets_resolved_total[30d]))") == 1
