@@ -88,6 +88,12 @@ def _top(argv: Sequence[str]) -> int:
     return command.main(list(argv))
 
 
+def _budget_rules(argv: Sequence[str]) -> int:
+    from assay.spend import rules_command
+
+    return rules_command.main(list(argv))
+
+
 def _plugin(name: str) -> Callable[[Sequence[str]], int]:
     def run(argv: Sequence[str]) -> int:
         from assay.report import plugin
@@ -109,8 +115,9 @@ COMMANDS = {
     "rollback": (_plugin("rollback"), "restore a RoutePolicy's last known good route (assay.dev/rollback)"),
     "requalify": (_plugin("requalify"), "qualify a RoutePolicy's candidates again (assay.dev/requalify)"),
     "top": (_top, "rank routes by spend read from Prometheus, with the Pareto cut (docs/spend.md)"),
+    "budget-rules": (_budget_rules, "print the Prometheus alert rules of RoutePolicies' spec.budget"),
 }
-PLUGIN_COMMANDS = ("status", "report", "promote", "rollback", "requalify", "analyze", "top")
+PLUGIN_COMMANDS = ("status", "report", "promote", "rollback", "requalify", "analyze", "top", "budget-rules")
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "assay", only: Sequence[str] | None = None) -> int:

@@ -67,3 +67,8 @@ REALIZED_SAVINGS = Gauge(
 )
 LEADER = Gauge("assay_leader", "1 while this operator process holds the leader Lease.")
 RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])
+BUDGET_ACTIONS = Counter(
+    "assay_budget_actions_total",
+    "Budget alerts acted on, by trigger (Daily, Monthly, BurnRate), action and dry_run (true: only recorded).",
+    ["namespace", "policy", "trigger", "action", "dry_run"],
+)

@@ -248,6 +248,22 @@ INVALID = [
         [("spec.outcome", {"name": " ", "query": "sum(increase(tickets_resolved_total[$window]))"})],
         "spec.outcome.name",
     ),
+    ("budget-zero", "routepolicy-litellm.yaml", [("spec.budget", {"dailyUsd": 0})], "spec.budget.dailyUsd"),
+    ("budget-negative", "routepolicy-litellm.yaml", [("spec.budget", {"monthlyUsd": -10})], "spec.budget.monthlyUsd"),
+    ("budget-empty", "routepolicy-litellm.yaml", [("spec.budget", {"action": "RollBack"})], "spec.budget.dailyUsd"),
+    (
+        "budget-window-not-shorter",
+        "routepolicy-litellm.yaml",
+        [("spec.budget", {"burnRate": {"window": "2h", "baseline": "1h"}})],
+        "spec.budget.burnRate.window",
+    ),
+    (
+        "budget-window-not-a-duration",
+        "routepolicy-litellm.yaml",
+        [("spec.budget", {"burnRate": {"window": "five minutes"}})],
+        "spec.budget.burnRate.window",
+    ),
+    ("budget-on-httproute", "routepolicy-httproute.yaml", [("spec.budget", {"dailyUsd": 5})], "spec.budget"),
 ]
 
 
@@ -743,6 +759,22 @@ LEGITIMATE: list[tuple[str, str, Edits]] = [
         "outcome-query",
         POLICY,
         [("spec.outcome", {"name": "resolved ticket", "query": 'sum(increase(t_total{q="a"}[$window]))'})],
+    ),
+    (
+        "budget-every-limit",
+        POLICY,
+        [
+            (
+                "spec.budget",
+                {
+                    "dailyUsd": 50,
+                    "monthlyUsd": 900,
+                    "burnRate": {"factor": 5, "window": "30s", "baseline": "90m", "for": "0"},
+                    "action": "ShiftToQualified",
+                    "dryRun": True,
+                },
+            )
+        ],
     ),
     ("cluster-dns", POLICY, [("spec.qualification.endpoint.url", "https://litellm.llm.svc.cluster.local/v1")]),
     (

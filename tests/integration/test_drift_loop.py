@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import pathlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
@@ -78,13 +79,22 @@ DRIFT_RULE = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_stack.LocalStack]:
-    workdir = tmp_path_factory.mktemp("stack")  # kept by pytest: operator and LiteLLM logs for failures
+@contextlib.contextmanager
+def running_stack(
+    workdir: pathlib.Path, *, namespace: str, token: str, world: dict
+) -> Iterator[local_stack.LocalStack]:
+    """The local stack (operator with its webhook, simulator, LiteLLM) with a small dataset."""
     with local_stack.LocalStack(
-        namespace="drift", executor=False, webhook_token=TOKEN, workdir=workdir, simulator_config=WORLD
+        namespace=namespace, executor=False, webhook_token=token, workdir=workdir, simulator_config=world
     ) as running:
         running.put_dataset("prompts", simulator.make_dataset(20, seed=1))
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_stack.LocalStack]:
+    # The workdir is kept by pytest: operator and LiteLLM logs for failures.
+    with running_stack(tmp_path_factory.mktemp("stack"), namespace="drift", token=TOKEN, world=WORLD) as running:
         yield running
 
 
@@ -94,12 +104,13 @@ class Monitoring:
     alertmanager: monitoring.Alertmanager
 
 
-@pytest.fixture(scope="module")
-def monitors(stack: local_stack.LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitoring]:
+@contextlib.contextmanager
+def running_monitoring(
+    stack: local_stack.LocalStack, workdir: pathlib.Path, *, token: str, rule_groups: Sequence[dict] = ()
+) -> Iterator[Monitoring]:
     """Alertmanager delivering to the operator's webhook, and Prometheus scraping LiteLLM and the operator."""
-    workdir = tmp_path_factory.mktemp("monitoring")
     webhook = f"http://127.0.0.1:{stack.webhook_port}{server.ALERTS_PATH}"
-    with monitoring.Alertmanager(monitoring.alertmanager_config(webhook, token=TOKEN), workdir=workdir) as am:
+    with monitoring.Alertmanager(monitoring.alertmanager_config(webhook, token=token), workdir=workdir) as am:
         targets = [
             monitoring.ScrapeTarget(
                 "litellm", stack.litellm_url.removeprefix("http://"), "/metrics/", {"namespace": stack.namespace}
@@ -107,8 +118,14 @@ def monitors(stack: local_stack.LocalStack, tmp_path_factory: pytest.TempPathFac
             monitoring.ScrapeTarget("assay", f"127.0.0.1:{stack.operator.metrics_port}"),
         ]
         config = monitoring.prometheus_config(targets, alertmanager=am.address, interval_s=1.0)
-        with monitoring.Prometheus(config, workdir=workdir, rule_groups=[DRIFT_RULE]) as prometheus:
+        with monitoring.Prometheus(config, workdir=workdir, rule_groups=rule_groups) as prometheus:
             yield Monitoring(prometheus, am)
+
+
+@pytest.fixture(scope="module")
+def monitors(stack: local_stack.LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitoring]:
+    with running_monitoring(stack, tmp_path_factory.mktemp("monitoring"), token=TOKEN, rule_groups=[DRIFT_RULE]) as m:
+        yield m
 
 
 def _ask(stack: local_stack.LocalStack, *, timeout: float = 30) -> httpx.Response:

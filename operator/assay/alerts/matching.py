@@ -14,6 +14,9 @@ The rules, safest reading first:
   alert without one (an aggregated rule, say) could come from any team's rule, so it matches only policies that
   opt in with `spec.rollback.matchAlertsWithoutNamespace`, and then by their selector.
 - A selector the operator cannot read (a malformed object, In without values) matches nothing.
+- Budget alerts (label `assay_budget`, from assay.spend.budget_rules) never roll back through a selector: they
+  name their policy (`namespace`, `routepolicy`) and go to its spec.budget action (budget_matches), resolved
+  ones too (they lift a freeze).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pydantic
 
 from assay.alerts import payload
 from assay.api import routepolicy
+from assay.spend import budget_rules
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +79,65 @@ def selects(selector: routepolicy.AlertSelector, labels: Mapping[str, str]) -> b
     return all(_holds(requirement, labels) for requirement in selector.match_expressions)
 
 
+@dataclasses.dataclass(frozen=True)
+class BudgetMatch:
+    """A budget alert (assay.spend.budget_rules), firing or resolved, for the RoutePolicy its labels name."""
+
+    namespace: str
+    name: str
+    uid: str
+    alert_name: str
+    fingerprint: str
+    starts_at: datetime.datetime
+    trigger: str  # Daily, Monthly or BurnRate
+    firing: bool
+
+
+def is_budget_alert(alert: payload.Alert) -> bool:
+    """An alert of a budget rule: it names its policy and never rolls anything back through alertSelector."""
+    return budget_rules.BUDGET_LABEL in alert.labels
+
+
+def budget_matches(alerts: Iterable[payload.Alert], policies: Sequence[Mapping[str, Any]]) -> list[BudgetMatch]:
+    """Budget alerts, firing and resolved, with the policy their `namespace` and `routepolicy` labels name, when it
+    has spec.budget; an unknown trigger or policy matches nothing."""
+    by_name = {
+        (str(meta.get("namespace")), str(meta.get("name"))): str(meta.get("uid") or "")
+        for policy in policies
+        if (policy.get("spec") or {}).get("budget") and (meta := policy.get("metadata") or {}).get("uid")
+    }
+    found: list[BudgetMatch] = []
+    for alert in alerts:
+        trigger = budget_rules.TRIGGERS.get(alert.labels.get(budget_rules.BUDGET_LABEL, ""))
+        where = (alert.labels.get(NAMESPACE_LABEL, ""), alert.labels.get(budget_rules.POLICY_LABEL, ""))
+        uid = by_name.get(where)
+        if trigger is None or not uid:
+            continue
+        found.append(
+            BudgetMatch(
+                namespace=where[0],
+                name=where[1],
+                uid=uid,
+                alert_name=alert.name,
+                fingerprint=alert.fingerprint,
+                starts_at=alert.starts_at,
+                trigger=trigger,
+                firing=alert.status == "firing",
+            )
+        )
+    return found
+
+
 def match(alerts: Iterable[payload.Alert], policies: Sequence[Mapping[str, Any]]) -> list[Match]:
     """For each firing alert, in order, the policies it selects, in the order given.
 
-    Resolved alerts, policies without an alertSelector and policies whose selector cannot be read (logged by
-    policy name) never produce a Match.
+    Resolved alerts, budget alerts (budget_matches), policies without an alertSelector and policies whose selector
+    cannot be read (logged by policy name) never produce a Match.
     """
     candidates = [candidate for policy in policies if (candidate := _candidate(policy)) is not None]
     matches: list[Match] = []
     for alert in alerts:
-        if alert.status != "firing":
+        if alert.status != "firing" or is_budget_alert(alert):
             continue
         alert_namespace = alert.labels.get(NAMESPACE_LABEL)
         for ref, selector in candidates:

@@ -41,7 +41,7 @@ class Handled(Protocol):
     failed: list[str]
 
 
-OnMatches = Callable[[list[matching.Match], float], Awaitable[Handled]]
+OnMatches = Callable[[list[matching.Match | matching.BudgetMatch], float], Awaitable[Handled]]
 
 
 def make_app(
@@ -105,15 +105,19 @@ def make_app(
 
         resolved = sum(1 for alert in notification.alerts if alert.status == "resolved")
         firing = [alert for alert in notification.alerts if alert.status == "firing"]
+        budget_alerts = [alert for alert in notification.alerts if matching.is_budget_alert(alert)]
         try:
-            # Nothing to match when everything resolved: no need to ask the apiserver.
-            policies = await list_policies() if firing else []
+            # Nothing to match when everything resolved (budget alerts aside): no need to ask the apiserver.
+            policies = await list_policies() if firing or budget_alerts else []
         except Exception:
             metrics.ALERTS.labels(outcome="error").inc(len(firing))
             logger.exception("Could not list RoutePolicies for %d firing alerts; Alertmanager will retry", len(firing))
             return web.json_response({"error": "could not list RoutePolicies; retry later"}, status=500)
 
-        matches = matching.match(firing, policies)
+        matches: list[matching.Match | matching.BudgetMatch] = [
+            *matching.match(firing, policies),
+            *matching.budget_matches(budget_alerts, policies),
+        ]
         matched_fingerprints = {item.fingerprint for item in matches}
         unmatched = sum(1 for alert in firing if alert.fingerprint not in matched_fingerprints)
         if not matches:

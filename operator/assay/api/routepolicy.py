@@ -304,6 +304,102 @@ class Watch(ApiModel):
     )
 
 
+# Durations both Prometheus and CEL read (CEL has no "d").
+PROM_DURATION_PATTERN = r"^[1-9][0-9]{0,4}(s|m|h)$"
+
+
+class BurnRate(ApiModel):
+    """A runaway loop: the route's spend rate over `window` several times its rate over the trailing `baseline`
+    before it, and above a floor (so a quiet route's first requests are no runaway)."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "duration(self.window) < duration(self.baseline)",
+                    "burnRate.window must be shorter than burnRate.baseline",
+                    field_path=".window",
+                )
+            ]
+        }
+    )
+
+    factor: float = pydantic.Field(
+        default=10.0,
+        gt=1,
+        le=10_000,
+        description="How many times the trailing baseline's spend rate the recent rate must reach.",
+    )
+    window: str = pydantic.Field(
+        default="5m",
+        max_length=8,
+        pattern=PROM_DURATION_PATTERN,
+        description="The recent window the spend rate is measured over (a Prometheus duration: 30s, 5m, 1h).",
+    )
+    baseline: str = pydantic.Field(
+        default="1h",
+        max_length=8,
+        pattern=PROM_DURATION_PATTERN,
+        description="The trailing window before `window` that gives the usual spend rate.",
+    )
+    min_usd_per_hour: float = pydantic.Field(
+        default=1.0,
+        gt=0,
+        le=1_000_000,
+        description="The recent rate must also exceed this many USD per hour: bursts below it are not runaways.",
+    )
+    for_: str = pydantic.Field(
+        default="1m",
+        alias="for",
+        max_length=8,
+        pattern=r"^(0|[1-9][0-9]{0,4}(s|m|h))$",
+        description="How long the condition must hold before the rule fires (Prometheus `for`; 0 for at once).",
+    )
+
+
+class Budget(ApiModel):
+    """Spend limits on the route and what happens when one is crossed. The operator renders them as Prometheus
+    alert rules (`assay budget-rules`, or PrometheusRule objects); their alerts reach the operator through
+    Alertmanager's webhook, like drift alerts, and the action below is taken once per firing."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                common.cel(
+                    "has(self.dailyUsd) || has(self.monthlyUsd) || has(self.burnRate)",
+                    "budget needs at least one of dailyUsd, monthlyUsd or burnRate",
+                    field_path=".dailyUsd",
+                )
+            ]
+        }
+    )
+
+    daily_usd: float | None = pydantic.Field(
+        default=None, gt=0, le=1e9, description="Most USD the route may spend over the last 24 hours (rolling)."
+    )
+    monthly_usd: float | None = pydantic.Field(
+        default=None, gt=0, le=1e10, description="Most USD the route may spend over the last 30 days (rolling)."
+    )
+    burn_rate: BurnRate | None = pydantic.Field(default=None, description="Catch a runaway loop within minutes.")
+    action: Literal["Alert", "FreezePromotions", "ShiftToQualified", "RollBack"] = pydantic.Field(
+        default="Alert",
+        description="Alert: a condition and an Event only. FreezePromotions: no promotion starts or advances "
+        "while a budget alert fires. ShiftToQualified: promote the cheapest candidate with a Passed qualification "
+        "younger than qualificationMaxAgeDays. RollBack: restore the last known good route.",
+    )
+    dry_run: bool = pydantic.Field(
+        default=False,
+        description="Record what the action would have done (condition, Event, status.budget.lastAction) "
+        "without doing it.",
+    )
+    qualification_max_age_days: int = pydantic.Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="ShiftToQualified: a qualification older than this many days is not trusted to shift to.",
+    )
+
+
 class Qualification(ApiModel):
     """What each candidate is evaluated on and how the verdict is reached."""
 
@@ -360,6 +456,12 @@ class RoutePolicySpec(ApiModel):
                     field_path=".candidates",
                 ),
                 common.cel(
+                    "!has(self.budget) || self.gateway.kind != 'HTTPRoute'",
+                    "budget needs a gateway that exports spend metrics (LiteLLM or Envoy AI Gateway); an "
+                    "HTTPRoute exports none",
+                    field_path=".budget",
+                ),
+                common.cel(
                     "!has(self.watch) || self.watch.driftGap < 0.5 - self.qualification.test.margin",
                     "watch.driftGap must be below 0.5 - qualification.test.margin: the drift margin must stay above 0",
                     field_path=".watch.driftGap",
@@ -389,6 +491,9 @@ class RoutePolicySpec(ApiModel):
     )
     outcome: Outcome | None = pydantic.Field(
         default=None, description="What the route delivers (e.g. resolved tickets), for the cost per outcome."
+    )
+    budget: Budget | None = pydantic.Field(
+        default=None, description="Spend limits on the route and the action when one is crossed. Omit for none."
     )
     pricing: list[evaluation.ModelPrice] = pydantic.Field(
         default_factory=list,
@@ -438,6 +543,7 @@ class CandidateStatus(ApiModel):
     lower_bound: float | None = pydantic.Field(default=None, description="Anytime-valid lower bound.")
     cost_per_request: float | None = pydantic.Field(default=None, description="Measured USD per request.")
     savings_percent: float | None = pydantic.Field(default=None, description="Projected saving vs the baseline.")
+    decided_at: datetime.datetime | None = pydantic.Field(default=None, description="When the run's verdict was set.")
 
 
 class Savings(ApiModel):
@@ -450,7 +556,7 @@ class Savings(ApiModel):
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '62%'.")
 
 
-IntentSource = Literal["Automatic", "Command", "Alert", "GatewayChange", "Deletion", "Watch"]
+IntentSource = Literal["Automatic", "Command", "Alert", "GatewayChange", "Deletion", "Watch", "Budget"]
 
 
 class PendingAction(ApiModel):
@@ -466,7 +572,7 @@ class PendingAction(ApiModel):
         default=None,
         description="What asked for it: Automatic (a passed qualification), Command (an assay.dev/* annotation), "
         "Alert (a drift alert), GatewayChange (spec.gateway edited while promoted), Deletion, Watch (assay's own "
-        "live quality watch).",
+        "live quality watch), Budget (a budget alert's action).",
     )
     candidate: str | None = pydantic.Field(default=None, description="Candidate being promoted.")
     step: int | None = pydantic.Field(default=None, description="Canary step index being applied.")
@@ -617,6 +723,34 @@ class SpendStatus(ApiModel):
     )
 
 
+class BudgetAlert(ApiModel):
+    """A budget alert firing now."""
+
+    trigger: Literal["Daily", "Monthly", "BurnRate"] = pydantic.Field(description="Which limit was crossed.")
+    alert: str = pydantic.Field(max_length=256, description="The alert's name.")
+    since: datetime.datetime | None = pydantic.Field(default=None, description="When it started firing.")
+    key: str | None = pydantic.Field(default=None, max_length=64, description="The firing's identity (dedup).")
+
+
+class BudgetAction(ApiModel):
+    """What a budget alert made assay do (or, in a dry run, would have)."""
+
+    trigger: str = pydantic.Field(description="Daily, Monthly or BurnRate.")
+    action: str = pydantic.Field(description="Alert, FreezePromotions, ShiftToQualified or RollBack.")
+    dry_run: bool = pydantic.Field(default=False, description="Only recorded, not done.")
+    at: datetime.datetime | None = pydantic.Field(default=None, description="When.")
+    message: str | None = pydantic.Field(default=None, max_length=1024, description="What was (or would be) done.")
+
+
+class BudgetStatus(ApiModel):
+    """spec.budget at work: the budget alerts firing now and the last action they caused."""
+
+    firing: list[BudgetAlert] = pydantic.Field(
+        default_factory=list, max_length=8, description="Budget alerts firing now (resolved ones are removed)."
+    )
+    last_action: BudgetAction | None = pydantic.Field(default=None, description="The last action taken.")
+
+
 class RoutePolicyStatus(ApiModel):
     """What assay observed and did."""
 
@@ -626,7 +760,7 @@ class RoutePolicyStatus(ApiModel):
         default_factory=list,
         max_length=16,
         description="Ready, Qualified, Promoted, RolledBack, Degraded, Watched, QualityDrift, SpendKnown, "
-        "OutcomeKnown.",
+        "OutcomeKnown, BudgetExceeded.",
         json_schema_extra=common.list_map("type"),
     )
     active_route: RouteState | None = pydantic.Field(default=None, description="The route as assay last set it.")
@@ -666,6 +800,7 @@ class RoutePolicyStatus(ApiModel):
     spend: SpendStatus | None = pydantic.Field(
         default=None, description="Spend on the route from the gateway's metrics (the operator's Prometheus)."
     )
+    budget: BudgetStatus | None = pydantic.Field(default=None, description="Budget alerts and their actions.")
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [

@@ -1,4 +1,5 @@
-"""Drift alerts to rollbacks: the webhook's callbacks, bridging to the one route writer.
+"""Drift alerts to rollbacks, budget alerts to their actions: the webhook's callbacks, bridging to the one route
+writer.
 
 A delivery is answered 200 only when every policy it matched shows its last known good route (restored now, or
 already): Alertmanager does not retry a 200. Anything else is an error status, which it retries. Many alerts for
@@ -15,13 +16,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from assay import GROUP, VERSION, clock, kube
+import pydantic
+
+from assay import GROUP, VERSION, clock, kube, metrics
 from assay.alerts import Match
+from assay.alerts.matching import BudgetMatch
 from assay.controllers import events, handle_route, status
-from assay.promotion import machine
+from assay.promotion import budget, machine
 
 logger = logging.getLogger("assay.alerts")
 
@@ -153,17 +157,7 @@ def roll_back(alerts: PolicyAlerts, *, received_wall: float, wait_seconds: float
         if not machine.rollback_pending(state):
             return "already"
         intent = state.pending.id if state.pending else None
-    queued = handle_route.submit({**body, "status": machine.wire(state)}, urgent=True)
-    if queued is None:
-        return "failed"
-    ref, sequence = queued
-    outcome = handle_route.route_writer().wait(ref.uid, after=sequence, intent=intent, timeout=wait_seconds)
-    restored = outcome is not None and outcome.done
-    if outcome is None:
-        # No word from the writer in time: the status tells whether the rollback landed after all.
-        latest = status.fresh("RoutePolicy", alerts.namespace, alerts.name, alerts.uid)
-        settled = machine.Status.model_validate((latest or {}).get("status") or {})
-        restored = latest is not None and not machine.rollback_pending(settled) and machine.at_last_known_good(settled)
+    restored, outcome = _await_rollback(body, state, intent, wait_seconds=wait_seconds)
     if created:
         if restored:
             events.warning(
@@ -178,6 +172,90 @@ def roll_back(alerts: PolicyAlerts, *, received_wall: float, wait_seconds: float
                 "and is retried until it lands.",
             )
     return "restored" if restored else "failed"
+
+
+def _await_rollback(
+    body: Mapping[str, Any], state: machine.Status, intent: str | None, *, wait_seconds: float
+) -> tuple[bool, Any]:
+    """Hand the policy's pending rollback to the route writer and wait for it: (restored, the writer's outcome or
+    None when it did not answer in time, in which case the status tells whether the rollback landed)."""
+    queued = handle_route.submit({**body, "status": machine.wire(state)}, urgent=True)
+    if queued is None:
+        return False, None
+    ref, sequence = queued
+    outcome = handle_route.route_writer().wait(ref.uid, after=sequence, intent=intent, timeout=wait_seconds)
+    if outcome is not None:
+        return bool(outcome.done), outcome
+    meta = body["metadata"]
+    latest = status.fresh("RoutePolicy", meta["namespace"], meta["name"], meta["uid"])
+    settled = machine.Status.model_validate((latest or {}).get("status") or {})
+    restored = latest is not None and not machine.rollback_pending(settled) and machine.at_last_known_good(settled)
+    return restored, None
+
+
+def act_on_budget(entry: BudgetMatch, *, wait_seconds: float = WAIT_SECONDS) -> Result:
+    """Record a budget alert and take the policy's spec.budget action (assay.promotion.budget). 'restored' when
+    its rollback landed, 'failed' when it has not yet (Alertmanager retries; the writer keeps at it), 'duplicate'
+    for a repeat, 'already' for anything else acted on, 'gone' for a deleted policy."""
+    with status.locked(entry.uid, timeout=wait_seconds):
+        body = status.fresh("RoutePolicy", entry.namespace, entry.name, entry.uid)
+        if body is None:
+            return "gone"
+        try:
+            spec = machine.Spec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError:
+            return "already"  # admitted but refused by the models: Ready says why; nothing to act with
+        if spec.budget is None:
+            return "already"
+        state = machine.Status.model_validate(body.get("status") or {})
+        now = clock.now()
+        applied = budget.apply_alert(
+            state,
+            spec,
+            trigger=entry.trigger,  # type: ignore[arg-type]
+            alert=entry.alert_name or "budget alert",
+            key=machine.alert_key(entry.fingerprint, entry.starts_at),
+            firing=entry.firing,
+            since=entry.starts_at,
+            generation=body["metadata"].get("generation"),
+            now=now,
+        )
+        if applied.changed:
+            status.write(
+                "RoutePolicy",
+                entry.namespace,
+                entry.name,
+                dict(body.get("status") or {}),
+                machine.wire(state),
+                resource_version=body["metadata"].get("resourceVersion"),
+            )
+        intent = state.pending.id if state.pending else None
+    for notice in applied.notices:
+        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
+    if applied.action is not None:
+        metrics.BUDGET_ACTIONS.labels(
+            namespace=entry.namespace,
+            policy=entry.name,
+            trigger=entry.trigger,
+            action=applied.action,
+            dry_run=str(spec.budget.dry_run).lower(),
+        ).inc()
+        logger.warning(
+            "%s/%s: budget alert %s (%s): %s",
+            entry.namespace,
+            entry.name,
+            entry.alert_name,
+            entry.trigger,
+            applied.action,
+        )
+    if applied.intent == "RollBack":
+        restored, _ = _await_rollback(body, state, intent, wait_seconds=wait_seconds)
+        return "restored" if restored else "failed"
+    if applied.intent == "Promote":
+        handle_route.submit({**body, "status": machine.wire(state)}, urgent=True)
+    if not applied.changed and entry.firing:
+        return "duplicate"
+    return "already"
 
 
 @dataclasses.dataclass
@@ -196,12 +274,17 @@ def callbacks(namespaces: Sequence[str]) -> tuple[Any, Any, Any]:
     async def policies() -> list[dict[str, Any]]:
         return INDEX.items()
 
-    async def on_matches(matches: list[Match], received_at: float) -> DeliveryOutcome:
+    async def on_matches(matches: list[Match | BudgetMatch], received_at: float) -> DeliveryOutcome:
         received_wall = time.time() - (time.monotonic() - received_at)
-        grouped = group(matches)
-        results = await asyncio.gather(*(asyncio.to_thread(_safe_roll_back, entry, received_wall) for entry in grouped))
+        grouped = group([m for m in matches if isinstance(m, Match)])
+        budgets = [m for m in matches if isinstance(m, BudgetMatch)]
+        results = await asyncio.gather(
+            *(asyncio.to_thread(_safe_roll_back, entry, received_wall) for entry in grouped),
+            *(asyncio.to_thread(_safe_budget, entry) for entry in budgets),
+        )
         outcome = DeliveryOutcome(restored=[], already=0, duplicate=0, failed=[])
-        for entry, result in zip(grouped, results, strict=True):
+        entries: list[PolicyAlerts | BudgetMatch] = [*grouped, *budgets]
+        for entry, result in zip(entries, results, strict=True):
             where = f"{entry.namespace}/{entry.name}"
             if result == "restored":
                 outcome.restored.append(where)
@@ -219,17 +302,28 @@ def callbacks(namespaces: Sequence[str]) -> tuple[Any, Any, Any]:
     return policies, on_matches, ready
 
 
-def _safe_roll_back(entry: PolicyAlerts, received_wall: float) -> Result:
+def _safely(act: Callable[[], Result], what: str, entry: PolicyAlerts | BudgetMatch) -> Result:
+    """`act()` with a few tries on write conflicts; anything else is 'failed' (Alertmanager retries), logged."""
     try:
         for _ in range(3):
             try:
-                return roll_back(entry, received_wall=received_wall)
+                return act()
             except status.Conflict:
                 continue
         return "failed"
     except status.LockTimeout as exc:
-        logger.warning("alert for %s/%s: %s; Alertmanager will retry", entry.namespace, entry.name, exc)
+        logger.warning("%s for %s/%s: %s; Alertmanager will retry", what, entry.namespace, entry.name, exc)
         return "failed"
     except Exception:
-        logger.exception("alert for %s/%s could not be acted on; Alertmanager will retry", entry.namespace, entry.name)
+        logger.exception(
+            "%s for %s/%s could not be acted on; Alertmanager will retry", what, entry.namespace, entry.name
+        )
         return "failed"
+
+
+def _safe_roll_back(entry: PolicyAlerts, received_wall: float) -> Result:
+    return _safely(lambda: roll_back(entry, received_wall=received_wall), "alert", entry)
+
+
+def _safe_budget(entry: BudgetMatch) -> Result:
+    return _safely(lambda: act_on_budget(entry), "budget alert", entry)

@@ -195,6 +195,7 @@ def _act(
             "Deletion": "deleted",
             "GatewayChange": "gateway_change",
             "Watch": "quality_drift",
+            "Budget": "budget",
         }.get(pending.source or "", "manual")
         metrics.ROLLBACKS.labels(reason=reason).inc()
         metrics.ROLLBACKS_PENDING.labels(namespace=namespace, policy=name).set(0)

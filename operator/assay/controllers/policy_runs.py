@@ -82,6 +82,8 @@ def candidate_statuses(
         entry: dict[str, Any] = {"name": candidate.name, "run": name, "phase": st.get("phase") or "Pending"}
         if st.get("reason"):
             entry["reason"] = st["reason"]
+        if st.get("completedAt"):
+            entry["decidedAt"] = st["completedAt"]
         for key, source in (("estimate", "estimate"), ("lowerBound", "lowerBound")):
             if stats.get(source) is not None:
                 entry[key] = stats[source]

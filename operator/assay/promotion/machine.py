@@ -11,7 +11,8 @@ The rules, in order of precedence:
 3. An edited spec.gateway while a candidate serves (or is being promoted) first restores the old route at the
    old location, then snapshots the new one; with the baseline serving it simply snapshots the new one.
 4. A promotion (automatic after a passed qualification, or `assay.dev/promote`) needs Ready, an unpaused
-   policy, the snapshot of the current location and no other intent. Canary steps advance after each soak.
+   policy, no budget freeze, the snapshot of the current location and no other intent. Canary steps advance
+   after each soak.
 """
 
 from __future__ import annotations
@@ -94,6 +95,19 @@ def candidate_serving(status: Status) -> bool:
 
 def rollback_pending(status: Status) -> bool:
     return bool(status.pending and status.pending.action == "RollBack")
+
+
+def promotions_frozen(status: Status, spec: Spec | None) -> bool:
+    """A budget alert fires on a policy whose spec.budget.action is FreezePromotions (not a dry run): no promotion
+    starts, and one under way holds its step, until it resolves (assay.promotion.budget)."""
+    budget = spec.budget if spec is not None else None
+    return bool(
+        budget is not None
+        and budget.action == "FreezePromotions"
+        and not budget.dry_run
+        and status.budget is not None
+        and status.budget.firing
+    )
 
 
 def changed_externally(status: Status) -> bool:
@@ -270,6 +284,7 @@ def plan(
         and ready
         and not spec.paused
         and status.pending is None
+        and not promotions_frozen(status, spec)
         and spec.promotion.automatic
         and status.phase == "Qualified"
         and status.best_candidate
@@ -292,6 +307,8 @@ def _promote_command(status: Status, spec: Spec | None, value: str, *, ready: bo
         return f"assay.dev/promote={wanted!r}: the policy is not Ready"
     if spec.paused:
         return f"assay.dev/promote={wanted!r}: the policy is paused (spec.paused)"
+    if promotions_frozen(status, spec):
+        return f"assay.dev/promote={wanted!r}: promotions are frozen while a budget alert fires (spec.budget)"
     if status.route_source is None or not same_location(status.route_source, source_of(spec)):
         return f"assay.dev/promote={wanted!r}: the route has not been snapshotted yet; try again shortly"
     target = status.best_candidate if wanted in ("", "true", "best") else wanted
@@ -332,8 +349,8 @@ def next_operation(
             return Operation("Wait", due=pending.retry_at)
         return Operation("RollBack")
     if pending is not None:
-        if spec is None or spec.paused:
-            return Operation("Nothing")  # a paused policy holds its promotion where it is
+        if spec is None or spec.paused or promotions_frozen(status, spec):
+            return Operation("Nothing")  # a paused (or budget-frozen) policy holds its promotion where it is
         candidate = _candidate(spec, pending.candidate)
         if candidate is None:
             return Operation("Promote")  # recorded as dropped
@@ -434,9 +451,12 @@ def record_rolled_back(
     reason = pending.reason or "Manual"
     if pending.source == "Alert":
         status.last_alert = reason
-    condition_reason = {"Alert": "DriftAlert", "GatewayChange": "GatewayChanged", "Watch": "QualityDrift"}.get(
-        pending.source or "", "Manual"
-    )
+    condition_reason = {
+        "Alert": "DriftAlert",
+        "GatewayChange": "GatewayChanged",
+        "Watch": "QualityDrift",
+        "Budget": "BudgetExceeded",
+    }.get(pending.source or "", "Manual")
     message = f"Restored the last known good route ({state.model or 'baseline'}) on {describe}; trigger: {reason}."
     if pending.attempts:
         message += f" It took {pending.attempts + 1} attempts."
