@@ -145,6 +145,7 @@ class LocalStack:
         executor: bool = True,
         reconcile_interval: float = 1.0,
         webhook_token: str | None = None,
+        litellm_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.namespace = namespace
         self.models = list(models)
@@ -156,6 +157,8 @@ class LocalStack:
         self.with_operator = operator
         self.with_executor = executor
         self.webhook_token = webhook_token
+        # Merged into the LiteLLM config's litellm_settings before the proxy first starts (callbacks, tags).
+        self.litellm_settings = dict(litellm_settings or {})
         self.webhook_port: int | None = None
         self.reconcile_interval = reconcile_interval
         self._exit = contextlib.ExitStack()
@@ -193,6 +196,7 @@ class LocalStack:
         config = litellm_runner.build_config(
             simulator_url=self.simulator.url, models=self.models, aliases={self.route: self.baseline}
         )
+        config["litellm_settings"].update(self.litellm_settings)
         core.create_namespaced_config_map(
             self.namespace,
             {"metadata": {"name": LITELLM_CONFIGMAP}, "data": {"config.yaml": yaml.safe_dump(config, sort_keys=False)}},
