@@ -83,8 +83,8 @@ def annotate(kind: str, namespace: str, name: str, annotations: Mapping[str, str
 
 
 def run_report(namespace: str, name: str) -> content.Report:
-    """The report of one QualificationRun: its spec's settings, models and prices, and the longest complete
-    prefix of its evidence ConfigMaps, replayed as the operator replays them."""
+    """The report of one QualificationRun: its spec's settings, models, prompts and prices, and the longest
+    complete prefix of its evidence ConfigMaps, replayed as the operator replays them."""
     from assay.controllers import handle_qualificationrun  # the operator's own spec -> settings mapping
 
     where = f"QualificationRun {namespace}/{name}"
@@ -119,6 +119,11 @@ def run_report(namespace: str, name: str) -> content.Report:
         candidate_model=spec.candidate.model,
         prices=cost.price_table(spec.pricing),
         recorded=recorded,
+        prompts=content.Prompts(
+            candidate=spec.candidate.system_prompt,
+            baseline=spec.baseline.system_prompt,
+            candidate_model=spec.candidate.model,
+        ),
     )
 
 

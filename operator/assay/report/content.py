@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from assay.api import routepolicy
+from assay.optimize import checkpoint
 from assay.qualification import cost, decision, evidence
 from assay.watch import evidence as watch_evidence
 from assay.watch import state
@@ -55,6 +57,11 @@ class Report:
     candidate_model: str | None = None
     recorded: RecordedStatus | None = None
     generated_at: str = ""
+    # The system prompts the run sent (None: not known, e.g. evidence read without its run's spec), and the
+    # optimizer's split and scored variants when the run carries them (else nothing is shown for them).
+    prompts: Prompts | None = None
+    split: Mapping[str, Any] | None = None
+    variants: tuple[dict[str, Any], ...] = ()
 
     @property
     def verdict(self) -> str:
@@ -106,6 +113,9 @@ class Report:
             "cost": self.money,
             "savings": {"percent": percent, "per_1k_requests": per_1k},
             "scores": {"values": list(evidence.SCORES), **self.scores},
+            "prompts": None if self.prompts is None else self.prompts.to_dict(),
+            "split": None if self.split is None else dict(self.split),
+            "variants": [dict(v) for v in self.variants],
         }
 
 
@@ -121,11 +131,16 @@ def build(
     prices: Mapping[str, cost.Price] | None = None,
     recorded: RecordedStatus | None = None,
     now: datetime.datetime | None = None,
+    prompts: Prompts | None = None,
+    split: Mapping[str, Any] | None = None,
+    variants: Iterable[Any] = (),
 ) -> Report:
     """Replay `records` (in evaluation order) through the decision procedure and gather the report.
 
     With `ended` the evidence is complete, so an undecided test is concluded (Inconclusive), as the operator
-    does when the Job is done; without it an undecided test stays undecided.
+    does when the Job is done; without it an undecided test stays undecided. `prompts` are the system prompts
+    the run sent; `split` (assay.optimize.split.Split.status()) and `variants` (assay.optimize.driver.Variant or
+    its dict) are shown only when given.
     """
     available = list(records)
     qualification = decision.Qualification(settings)
@@ -161,6 +176,9 @@ def build(
         candidate_model=candidate_model,
         recorded=recorded,
         generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        prompts=prompts,
+        split=split,
+        variants=tuple(variant(v) for v in variants),
     )
 
 
@@ -199,6 +217,11 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     rows += [
         ("Baseline model", report.baseline_model or "n/a"),
         ("Candidate model", report.candidate_model or "n/a"),
+    ]
+    if report.prompts is not None:
+        digest = report.prompts.digest
+        rows.append(("Candidate system prompt", f"{digest} (below)" if digest else "none"))
+    rows += [
         ("Pairs (samples)", number(s["samples"])),
         ("Controls", number(s["controls"])),
         ("Records consumed / available", f"{s['records']} / {report.available_records}"),
@@ -298,6 +321,145 @@ def score_rows(report: Report) -> list[tuple[str, str, str]]:
     """(score, pairs, controls): how often each score value occurred among the consumed records."""
     pairs, controls = report.scores["pairs"], report.scores["controls"]
     return [(label, str(pairs[i]), str(controls[i])) for i, label in enumerate(SCORE_LABELS)]
+
+
+# -- the prompt that qualified, and the optimizer's split and variants ------------------------------------
+
+SERVED_AS = (
+    "Served on the candidate's arm only (gateway kind LiteLLMConfigMap, litellm_system_prompt): put in front of "
+    "the app's own system message (stripped, then a blank line), or sent as the first system message when the "
+    "app sends none. The evaluator sent it the same way."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompts:
+    """The system prompts the run sent: the candidate's (what a promotion serves) and the baseline's; None for a
+    side without one. Their text is user text: it goes into the report, never into a log."""
+
+    candidate: str | None
+    baseline: str | None
+    candidate_model: str = ""
+
+    @property
+    def digest(self) -> str | None:
+        """The candidate prompt's content hash, as the gateway's prompt arm and status.activeRoute name it."""
+        if not self.candidate:
+            return None
+        from assay.gateways import interface  # the gateways' own hash (imported late: it loads the adapters)
+
+        return interface.prompt_digest(self.candidate)
+
+    @property
+    def arm(self) -> str | None:
+        """The LiteLLM model group that serves the candidate under its prompt (status.activeRoute.model)."""
+        if not self.candidate or not self.candidate_model:
+            return None
+        from assay.gateways import litellm_config
+
+        return litellm_config.arm_name(self.candidate_model, self.candidate)
+
+    @property
+    def diff(self) -> list[str]:
+        """The unified diff from the baseline's prompt to the candidate's; empty when either has none or they
+        are equal."""
+        if not self.candidate or not self.baseline:
+            return []
+        return list(
+            difflib.unified_diff(
+                self.baseline.splitlines(),
+                self.candidate.splitlines(),
+                fromfile="baseline system prompt",
+                tofile="candidate system prompt",
+                lineterm="",
+            )
+        )
+
+    @property
+    def comparison(self) -> str:
+        """One sentence on how the candidate's prompt relates to the baseline's."""
+        if not self.baseline:
+            return "The baseline has no system prompt."
+        if not self.candidate:
+            return "The candidate has no system prompt; the baseline's is below."
+        if self.baseline == self.candidate:
+            return "The candidate's system prompt is the same as the baseline's."
+        if not self.diff:
+            return "The candidate's system prompt differs from the baseline's only in line breaks."
+        return "Changes from the baseline's system prompt to the candidate's:"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "digest": self.digest,
+            "arm": self.arm,
+            "diff": self.diff,
+        }
+
+
+def prompt_title(report: Report) -> str:
+    return "The prompt that qualified" if report.verdict == "passed" else "The prompt under test"
+
+
+def prompt_rows(report: Report) -> list[tuple[str, str]]:
+    """(label, value) lines about the candidate's prompt: its hash and the arm that serves it (no text)."""
+    prompts = report.prompts
+    if prompts is None:
+        return []
+    if not prompts.candidate:
+        return [("Candidate system prompt", "none: the recorded messages are sent as they are")]
+    rows = [("Content hash", prompts.digest or "n/a")]
+    if prompts.arm:
+        rows.append(("LiteLLM model group serving it (status.activeRoute.model)", prompts.arm))
+    return rows
+
+
+def variant(item: Any) -> dict[str, Any]:
+    """One prompt the optimizer scored, as a dict: an assay.optimize.driver.Variant (sha, train_score,
+    train_records, validation_score, validation_records, format_ok) or its dict (dataclasses.asdict)."""
+    return dataclasses.asdict(item) if dataclasses.is_dataclass(item) and not isinstance(item, type) else dict(item)
+
+
+def split_rows(report: Report) -> list[tuple[str, str]]:
+    """(part, records) of the dataset split the run was qualified under (assay.optimize.split's status form);
+    empty when the run carries no split."""
+    split = report.split
+    if not split:
+        return []
+    sizes = split.get("sizes") or {}
+    shares = {"validation": split.get("validationShare"), "holdout": split.get("holdoutShare")}
+    rows = []
+    for part, use in (
+        ("train", "the optimizer proposes from it"),
+        ("validation", "the optimizer picks on it"),
+        ("holdout", "never seen by the optimizer; the verdict above is on it"),
+    ):
+        share = shares.get(part)
+        detail = f", share {share:g}" if isinstance(share, int | float) else ""
+        rows.append((part.capitalize(), f"{number(sizes.get(part))} records{detail} ({use})"))
+    rows.append(("Seed / digest", f"{number(split.get('seed'))} / {str(split.get('digest') or 'n/a')[:12]}"))
+    return rows
+
+
+def variant_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """(variant, train score, validation score, format, picked) of each prompt the optimizer scored, the prompt
+    as written first; empty when the run carries none."""
+    # The variant whose prompt this run qualified (the optimizer's seed, as written, is the empty prompt).
+    picked_sha = None if report.prompts is None else checkpoint.prompt_sha(report.prompts.candidate or "")
+    rows = []
+    for i, v in enumerate(report.variants):
+        name = "as written" if i == 0 else f"proposal {i}"
+        rows.append(
+            (
+                f"{name} ({str(v['sha'])[:12]})",
+                f"{number(v['train_score'])} on {v['train_records']}",
+                f"{number(v['validation_score'])} on {v['validation_records']}",
+                "kept" if v["format_ok"] else "broken",
+                "yes" if v["sha"] == picked_sha else "",
+            )
+        )
+    return rows
 
 
 # -- the live quality watch of a promoted route -------------------------------------------------------------

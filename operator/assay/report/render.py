@@ -2,8 +2,9 @@
 
 The HTML page loads nothing: its style is inline, its plots are PNG data URIs, and a Content-Security-Policy
 forbids everything else (no scripts, no fetches), so it can be mailed, attached to a ticket or archived as is.
-Every text from the run (names, messages, reasons) is HTML-escaped; in Markdown, table cells escape the
-characters that would end a cell or open markup.
+Every text from the run (names, messages, reasons, system prompts) is HTML-escaped; in Markdown, table cells
+escape the characters that would end a cell or open markup, and prompts and diffs go in fenced code blocks
+whose fence is longer than any backtick run in them. Prompt text is written into the report, never logged.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-insufficient { color: #7d4e00; } .status-not_applicable { color: #57606a; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: #57606a; font-size: 0.9rem; }
+pre.prompt { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.5rem 0.8rem; white-space: pre-wrap;
+  overflow-wrap: anywhere; max-height: 24rem; overflow-y: auto; font-size: 0.85rem; }
+pre.prompt .add { color: #116329; background: #dafbe1; } pre.prompt .del { color: #a40e26; background: #ffebe9; }
+pre.prompt .hunk { color: #57606a; }
+.note { color: #57606a; font-size: 0.9rem; }
 footer { margin-top: 2rem; color: #57606a; font-size: 0.85rem; }
 """
 
+VARIANT_HEADERS = ("Prompt", "Train score (records)", "Validation score (records)", "Format", "Picked")
 GUARDRAIL_HEADERS = ("Guardrail", "Value", "Must be", "Status", "Evidence", "Reason if violated")
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -77,6 +84,53 @@ def _figure(figure_id: str, png: bytes, *, alt: str, caption: str) -> str:
         f'<figure id="{figure_id}"><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
+
+
+def _diff_line(line: str) -> str:
+    css = "hunk" if line.startswith(("@@", "---", "+++")) else {"+": "add", "-": "del"}.get(line[:1])
+    return f'<span class="{css}">{_e(line)}</span>' if css else _e(line)
+
+
+def _pre(pre_id: str, markup: str) -> str:
+    # The newline after <pre> is dropped by HTML parsers, so a prompt's own leading newline survives.
+    return f'<pre id="{pre_id}" class="prompt">\n{markup}</pre>'
+
+
+def _prompt_html(report: content.Report) -> str:
+    """The candidate's system prompt, its hash, and its diff against the baseline's ("" when not known)."""
+    prompts = report.prompts
+    if prompts is None:
+        return ""
+    parts = [f'<section id="prompt"><h2>{_e(content.prompt_title(report))}</h2>']
+    parts.append(_table(("Measure", "Value"), content.prompt_rows(report), table_id="prompt-table"))
+    if prompts.candidate:
+        parts.append(_pre("candidate-prompt", _e(prompts.candidate)))
+        parts.append(f'<p class="note">{_e(content.SERVED_AS)}</p>')
+    parts.append(f'<p id="prompt-comparison">{_e(prompts.comparison)}</p>')
+    if prompts.diff:
+        parts.append(_pre("prompt-diff", "\n".join(map(_diff_line, prompts.diff))))
+    elif prompts.baseline and not prompts.candidate:
+        parts.append(_pre("baseline-prompt", _e(prompts.baseline)))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _optimization_html(report: content.Report) -> str:
+    """The dataset split and the optimizer's variants, when the run carries them ("" otherwise)."""
+    parts = []
+    if split_rows := content.split_rows(report):
+        parts.append(
+            '<section id="split"><h2>Dataset split</h2>'
+            + _table(("Part", "Records"), split_rows, table_id="split-table")
+            + "</section>"
+        )
+    if variant_rows := content.variant_rows(report):
+        parts.append(
+            '<section id="variants"><h2>Optimizer variants</h2>'
+            + _table(VARIANT_HEADERS, variant_rows, table_id="variant-table")
+            + "</section>"
+        )
+    return "\n".join(parts)
 
 
 def _page(title: str, head: str, main: str, footer: str) -> str:
@@ -160,6 +214,8 @@ def to_html(report: content.Report) -> str:
     title = f"Qualification report: {report.name}"
     head = _head(report, warning)
     main = f"""<section id="summary"><h2>Summary</h2>{summary}</section>
+{_prompt_html(report)}
+{_optimization_html(report)}
 <section id="guardrails"><h2>Guardrails</h2>{guardrail_table}</section>
 <section id="plots"><h2>Plots</h2>
 {"".join(plots)}
@@ -211,6 +267,42 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _fenced(text: str, info: str = "") -> list[str]:
+    """`text` as a fenced code block whose fence is longer than any backtick run in it, so no line can close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, *text.splitlines(), fence]
+
+
+def _md_prompt(report: content.Report) -> list[str]:
+    prompts = report.prompts
+    if prompts is None:
+        return []
+    parts = [
+        f"## {content.prompt_title(report)}",
+        "",
+        _md_table(("Measure", "Value"), content.prompt_rows(report)),
+        "",
+    ]
+    if prompts.candidate:
+        parts += [*_fenced(prompts.candidate, "text"), "", _md_cell(content.SERVED_AS), ""]
+    parts += [_md_cell(prompts.comparison), ""]
+    if prompts.diff:
+        parts += [*_fenced("\n".join(prompts.diff), "diff"), ""]
+    elif prompts.baseline and not prompts.candidate:
+        parts += [*_fenced(prompts.baseline, "text"), ""]
+    return parts
+
+
+def _md_optimization(report: content.Report) -> list[str]:
+    parts: list[str] = []
+    if split_rows := content.split_rows(report):
+        parts += ["## Dataset split", "", _md_table(("Part", "Records"), split_rows), ""]
+    if variant_rows := content.variant_rows(report):
+        parts += ["## Optimizer variants", "", _md_table(VARIANT_HEADERS, variant_rows), ""]
+    return parts
+
+
 def _md_head(report: content.Report | content.WatchReport) -> list[str]:
     return [
         _md_cell(report.source),
@@ -238,6 +330,8 @@ def to_markdown(report: content.Report) -> str:
         "",
         _md_table(("Measure", "Value"), content.summary_rows(report)),
         "",
+        *_md_prompt(report),
+        *_md_optimization(report),
         "## Guardrails",
         "",
         _md_table(GUARDRAIL_HEADERS, _guardrail_cells(report)),
