@@ -65,6 +65,17 @@ REALIZED_SAVINGS = Gauge(
     "Saving measured live after a promotion: 1 - cost per request after / before (0..1; negative: dearer).",
     ["namespace", "policy"],
 )
+ROUTE_COST_PER_OUTCOME = Gauge(
+    "assay_route_cost_per_outcome_usd",
+    "USD per delivered outcome (spec.outcome) on each policy's route over the window (1d, 7d, 30d).",
+    ["namespace", "policy", "window"],
+)
+ROUTE_FORECAST = Gauge(
+    "assay_route_month_end_forecast_usd",
+    "Forecast month-end spend on each policy's route (point, low and high of the 95% interval; left_on_table: "
+    "what promoting its qualified candidate now would save this month).",
+    ["namespace", "policy", "figure"],
+)
 LEADER = Gauge("assay_leader", "1 while this operator process holds the leader Lease.")
 RECONCILE_ERRORS = Counter("assay_reconcile_errors_total", "Reconciliations that raised.", ["kind"])
 BUDGET_ACTIONS = Counter(

@@ -301,10 +301,11 @@ def test_table_api_shows_the_printer_columns(kube, namespace):
     )
     table = response.json()
     columns = [c["name"] for c in table["columnDefinitions"]]
-    shown = ["Name", "Phase", "Active", "Candidate", "Lower-Bound", "Savings", "Spend/1d", "Realized", "Age"]
-    assert columns[:9] == shown
+    shown = ["Name", "Phase", "Active", "Candidate", "Lower-Bound", "Savings", "Spend/1d", "Realized", "Month-End"]
+    assert columns[:10] == [*shown, "Age"]
     wide = {c["name"]: c.get("priority", 0) for c in table["columnDefinitions"]}
     assert wide.get("Realized") == 1, "the realized saving shows with -o wide"
+    assert wide.get("Month-End") == 1, "so does the month-end forecast"
     assert table["rows"][0]["cells"][0] == "support-summary"
 
 

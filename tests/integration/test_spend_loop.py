@@ -7,6 +7,7 @@ the reason and Prometheus's address, and the last good figures stay (never zero 
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +153,13 @@ def test_the_operator_writes_the_route_spend_without_assay_calls_and_keeps_it_wh
             assert day["costPerOutcomeUsd"] == pytest.approx(day["usd"] / day["outcomes"], rel=1e-5)
             outcome_known = conditions.get(known["conditions"], "OutcomeKnown")
             assert outcome_known is not None and outcome_known["status"] == "True", known["conditions"]
+            # The month-end forecast: this Prometheus has no history before today, so the month's complete days
+            # spent nothing and the spend so far is today's, the route's whole spend.
+            month_end = known["spend"]["forecast"]
+            today = datetime.datetime.now(datetime.UTC)
+            assert month_end["month"] == today.strftime("%Y-%m") and month_end["daysObserved"] == today.day - 1
+            assert month_end["spentUsd"] == pytest.approx(day["usd"], rel=1e-3), month_end
+            assert month_end["monthEndUsd"] >= month_end["spentUsd"]
 
             server.stop()
             unknown = wait_for(

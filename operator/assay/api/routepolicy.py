@@ -707,6 +707,27 @@ class RealizedSavings(ApiModel):
     display: str | None = pydantic.Field(default=None, description="Human form, e.g. '41% (projected 45%)'.")
 
 
+class SpendForecast(ApiModel):
+    """This UTC month's spend on the route at month end: spend so far plus the complete days' mean for each day
+    left, with a 95% prediction interval from their day-to-day spread (docs/spend.md)."""
+
+    month: str = pydantic.Field(description="The month forecast, e.g. 2026-12.")
+    spent_usd: float = pydantic.Field(description="USD spent this month so far.")
+    month_end_usd: float = pydantic.Field(description="Forecast USD at month end.")
+    low_usd: float | None = pydantic.Field(default=None, description="Low end of the 95% interval.")
+    high_usd: float | None = pydantic.Field(default=None, description="High end of the 95% interval.")
+    method: str = pydantic.Field(
+        description="daily-mean-t (two or more complete days) or run-rate (fewer: no interval)."
+    )
+    days_observed: int = pydantic.Field(description="Complete days of this month the forecast is built on.")
+    left_on_table_usd: float | None = pydantic.Field(
+        default=None,
+        description="With a qualified candidate not promoted: USD this month would cost less if it were promoted "
+        "now (its projected saving on what is not yet spent).",
+    )
+    display: str | None = pydantic.Field(default=None, description="Human form, e.g. '$930 ($880-$990)'.")
+
+
 class SpendStatus(ApiModel):
     """Spend on the route, read by the operator's spend loop (one batched read an interval for every policy),
     written only when a figure changed. Calls tagged assay-watch (the watch's replays and judge calls) are left
@@ -720,6 +741,9 @@ class SpendStatus(ApiModel):
     month: SpendFigure | None = pydantic.Field(default=None, description="The last 30 days (30d).")
     realized: RealizedSavings | None = pydantic.Field(
         default=None, description="After a promotion: the saving measured live against the projection."
+    )
+    forecast: SpendForecast | None = pydantic.Field(
+        default=None, description="Month-end spend on the route, and the money left on the table."
     )
 
 
@@ -811,5 +835,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Savings", "type": "string", "jsonPath": ".status.savings.display"},
     {"name": "Spend/1d", "type": "string", "jsonPath": ".status.spend.day.display"},
     {"name": "Realized", "type": "string", "jsonPath": ".status.spend.realized.display", "priority": 1},
+    {"name": "Month-End", "type": "string", "jsonPath": ".status.spend.forecast.display", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

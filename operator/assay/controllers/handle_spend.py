@@ -24,14 +24,13 @@ from assay import clock, metrics
 from assay.api import routepolicy
 from assay.controllers import conditions, events, handle_alert, handle_route, status
 from assay.qualification import cost
-from assay.spend import figures, prometheus, reading, sources
+from assay.spend import figures, forecast, prometheus, reading, sources
 
 logger = logging.getLogger("assay.spend")
 
 KIND = "RoutePolicy"
 CONDITION = "SpendKnown"
 OUTCOME_CONDITION = "OutcomeKnown"
-WINDOW_PLACEHOLDER = "$window"
 LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
 CONFLICT_RETRIES = 3
 
@@ -46,6 +45,9 @@ class Outcome:
     # With spec.outcome: None when the outcomes were read, else why not (reason, message); the spend stands anyway.
     outcome_problem: tuple[str, str] | None = None
     counts_outcomes: bool = False
+    # This month's month-end forecast for the route (None when the month's spend could not be read).
+    month_end: forecast.Forecast | None = None
+    clock: forecast.MonthClock | None = None
 
 
 def route_of(body: Mapping[str, Any]) -> str:
@@ -74,15 +76,6 @@ def outcome_query_of(body: Mapping[str, Any]) -> str | None:
     """spec.outcome.query, the PromQL counting outcomes over `$window`; None without spec.outcome."""
     query = ((body.get("spec") or {}).get("outcome") or {}).get("query")
     return str(query) if query else None
-
-
-def _outcomes(batch: prometheus.Querier, query: str, window: str, *, at: float) -> float:
-    """The outcomes over `window`: the query's series summed. No series is not zero outcomes: NoSeries."""
-    expr = query.replace(WINDOW_PLACEHOLDER, prometheus.check_duration(window))
-    samples = batch.query(expr, at=at)
-    if not samples:
-        raise prometheus.NoSeries(f"no series for spec.outcome.query {expr!r}", query=expr)
-    return sum(sample.value for sample in samples)
 
 
 def _reason(exc: prometheus.PrometheusError) -> str:
@@ -115,7 +108,9 @@ def read(
     if outcome_query is None:
         return Outcome(readings=found)
     try:
-        outcomes = {key: _outcomes(batch, outcome_query, window, at=at) for key, window in figures.WINDOWS.items()}
+        outcomes = {
+            key: reading.outcomes(batch, outcome_query, window, at=at) for key, window in figures.WINDOWS.items()
+        }
     except prometheus.PrometheusError as exc:
         problem = (_reason(exc), f"outcomes not read from Prometheus at {host}: {exc}")
         return Outcome(readings=found, outcome_problem=problem, counts_outcomes=True)
@@ -134,6 +129,17 @@ def promoted_at(current: Mapping[str, Any], *, now: datetime.datetime) -> dateti
     return now if current.get("canaryStep") is not None else None
 
 
+def unpromoted_saving(current: Mapping[str, Any]) -> float | None:
+    """The projected saving (percent) of the best qualified candidate while it is not promoted: the money left on
+    the table. None when no candidate passed or one serves the route already."""
+    best = current.get("bestCandidate")
+    if not best or current.get("promotedCandidate"):
+        return None
+    entry: Mapping[str, Any] = next((c for c in current.get("candidates") or [] if c.get("name") == best), {})
+    saving = entry.get("savingsPercent")
+    return float(saving) if saving is not None else None
+
+
 def desired_status(
     current: Mapping[str, Any], outcome: Outcome, *, generation: int | None, now: datetime.datetime
 ) -> dict[str, Any]:
@@ -143,12 +149,18 @@ def desired_status(
     if outcome.readings is not None:
         savings = current.get("savings") or {}
         percent = savings.get("percent")
+        month_end = None
+        if outcome.month_end is not None and outcome.clock is not None:
+            month_end = figures.forecast_figure(
+                outcome.month_end, clock=outcome.clock, saving_percent=unpromoted_saving(current)
+            )
         desired["spend"] = figures.spend_status(
             current.get("spend"),
             outcome.readings,
             promoted_at=promoted_at(current, now=now),
             projected_ratio=None if percent is None else float(percent) / 100,
             now=now,
+            month_end=month_end,
         )
         spend_known = (conditions.TRUE, "Read", "spend read from the gateway's metrics")
     else:
@@ -185,6 +197,16 @@ def _export(namespace: str, name: str, spend: Mapping[str, Any] | None) -> None:
         value = ((spend or {}).get(key) or {}).get("usd")
         if value is not None:
             metrics.ROUTE_SPEND.labels(namespace=namespace, policy=name, window=window).set(float(value))
+        per_outcome = ((spend or {}).get(key) or {}).get("costPerOutcomeUsd")
+        if per_outcome is not None:
+            metrics.ROUTE_COST_PER_OUTCOME.labels(namespace=namespace, policy=name, window=window).set(
+                float(per_outcome)
+            )
+    month_end = (spend or {}).get("forecast") or {}
+    fields = {"point": "monthEndUsd", "low": "lowUsd", "high": "highUsd", "left_on_table": "leftOnTableUsd"}
+    for figure, field in fields.items():
+        if month_end.get(field) is not None:
+            metrics.ROUTE_FORECAST.labels(namespace=namespace, policy=name, figure=figure).set(float(month_end[field]))
     ratio = ((spend or {}).get("realized") or {}).get("ratio")
     if ratio is not None:
         metrics.REALIZED_SAVINGS.labels(namespace=namespace, policy=name).set(float(ratio))
@@ -234,19 +256,43 @@ def write(body: Mapping[str, Any], outcome: Outcome, *, now: datetime.datetime) 
 
 
 def read_round(
-    client: prometheus.Querier, policies: Sequence[Mapping[str, Any]], *, now: datetime.datetime, host: str
+    client: prometheus.Querier,
+    policies: Sequence[Mapping[str, Any]],
+    *,
+    now: datetime.datetime,
+    host: str,
+    days: reading.PastDays | None = None,
 ) -> tuple[list[tuple[Mapping[str, Any], Outcome]], int]:
     """Every policy's outcome from one batch of queries at `now`, and how many queries were sent. Policies whose
-    gateway exports no readable spend are left out."""
+    gateway exports no readable spend are left out. The month-end forecast reads each complete day of the month
+    once per source (kept in `days` across rounds) and today's spend so far with the batch."""
     batch = reading.Batch(client, at=now.timestamp())
+    days = days if days is not None else reading.PastDays()
+    month_clock = forecast.MonthClock.at(now)
+    days.forget_before(month_clock.month_start.timestamp())
+    sent_before = days.sent
+    months: dict[str, dict[str, forecast.Forecast] | None] = {}
     outcomes: list[tuple[Mapping[str, Any], Outcome]] = []
     for body in policies:
         source = source_of(body)
         if source is None:
             continue
-        found = read(batch, source, route_of(body), at=batch.at, host=host, outcome_query=outcome_query_of(body))
+        route = route_of(body)
+        found = read(batch, source, route, at=batch.at, host=host, outcome_query=outcome_query_of(body))
+        if found.readings is not None:
+            key = repr(source)
+            if key not in months:
+                try:
+                    months[key] = reading.month_so_far(days.over(batch), source, now=now).forecasts()
+                except prometheus.PrometheusError as exc:
+                    logger.debug("month-end forecast not read: %s", exc)
+                    months[key] = None
+            month = months[key]
+            if month is not None:
+                quiet = forecast.month_end([0.0] * month_clock.complete_days, today=0.0, clock=month_clock)
+                found = dataclasses.replace(found, month_end=month.get(route, quiet), clock=month_clock)
         outcomes.append((body, found))
-    return outcomes, batch.sent
+    return outcomes, batch.sent + days.sent - sent_before
 
 
 class Loop:
@@ -265,6 +311,7 @@ class Loop:
         self.interval = interval
         self.namespaces = tuple(namespaces)
         self._env = os.environ if env is None else env
+        self._days = reading.PastDays()  # complete days of this month, read once for the forecast
 
     def round(self) -> bool:
         """One round (blocking: run it in a thread). True when every policy's spend was read."""
@@ -278,7 +325,7 @@ class Loop:
             outcomes = [(body, failed) for body in policies if source_of(body) is not None]
         else:
             with client:
-                outcomes, sent = read_round(client, policies, now=now, host=self.settings.host)
+                outcomes, sent = read_round(client, policies, now=now, host=self.settings.host, days=self._days)
             logger.debug("spend round: %d policies, %d queries", len(outcomes), sent)
         for body, outcome in outcomes:
             write(body, outcome, now=now)

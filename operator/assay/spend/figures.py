@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from assay import clock
+from assay.spend import forecast
 
 # status.spend field -> the Prometheus window it is read over.
 WINDOWS: Mapping[str, str] = {"day": "1d", "week": "7d", "month": "30d"}
@@ -119,6 +120,31 @@ def realized(
     return result
 
 
+def forecast_figure(
+    found: forecast.Forecast, *, clock: forecast.MonthClock, saving_percent: float | None
+) -> dict[str, Any]:
+    """status.spend.forecast: this (UTC) month's month-end spend with its 95% interval (assay.spend.forecast), and
+    with a qualified candidate not promoted (its projected saving in percent), the USD it would still save this
+    month if promoted now."""
+    result: dict[str, Any] = {
+        "month": clock.month_start.strftime("%Y-%m"),
+        "spentUsd": _significant(found.spent),
+        "monthEndUsd": _significant(found.point),
+        "method": found.method,
+        "daysObserved": found.days_observed,
+    }
+    shown = usd_display(found.point)
+    if found.low is not None and found.high is not None:
+        result.update(lowUsd=_significant(found.low), highUsd=_significant(found.high))
+        shown += f" ({usd_display(found.low)}-{usd_display(found.high)})"
+    left = forecast.left_on_table(found, saving_percent)
+    if saving_percent is not None and saving_percent > 0:
+        result["leftOnTableUsd"] = _significant(left)
+        shown += f", {usd_display(left)} left on the table"
+    result["display"] = shown
+    return result
+
+
 def spend_status(
     current: Mapping[str, Any] | None,
     readings: Mapping[str, Reading],
@@ -126,9 +152,10 @@ def spend_status(
     promoted_at: datetime.datetime | None,
     projected_ratio: float | None,
     now: datetime.datetime,
+    month_end: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """status.spend from this read. When no figure changed, `current` itself (readAt included) comes back, so the
-    caller writes nothing; otherwise the new figures with readAt = now."""
+    """status.spend from this read (with `month_end`, the forecast_figure). When no figure changed, `current`
+    itself (readAt included) comes back, so the caller writes nothing; otherwise the new figures with readAt = now."""
     current = dict(current or {})
     values: dict[str, Any] = {key: figure(readings[key]) for key in WINDOWS if key in readings}
     gained = realized(
@@ -136,6 +163,8 @@ def spend_status(
     )
     if gained is not None:
         values["realized"] = gained
+    if month_end is not None:
+        values["forecast"] = dict(month_end)
     if {key: value for key, value in current.items() if key != "readAt"} == values:
         return current
     return {"readAt": clock.stamp(now), **values}

@@ -23,7 +23,7 @@ class Batch:
     without being sent again."""
 
     def __init__(self, client: prometheus.Querier, *, at: float) -> None:
-        self._client = client
+        self.client = client
         self.at = at
         self._answers: dict[str, list[prometheus.Sample] | prometheus.PrometheusError] = {}
 
@@ -37,13 +37,41 @@ class Batch:
             raise ValueError(f"a batch reads at {self.at}, not at {at}")
         if expr not in self._answers:
             try:
-                self._answers[expr] = self._client.query(expr, at=self.at)
+                self._answers[expr] = self.client.query(expr, at=self.at)
             except prometheus.PrometheusError as exc:
                 self._answers[expr] = exc
         answer = self._answers[expr]
         if isinstance(answer, prometheus.PrometheusError):
             raise answer
         return answer
+
+
+class PastDays:
+    """Answers to queries at a past time (a complete day's midnight), kept across the spend loop's rounds: a day
+    that has ended does not change. `over(batch)` is the Querier of one round: a query at the batch's time goes to
+    the batch, one at a past time is asked once and kept. Entries from before `forget_before` are dropped."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, float], list[prometheus.Sample]] = {}
+        self.sent = 0
+
+    def forget_before(self, at: float) -> None:
+        self._answers = {key: value for key, value in self._answers.items() if key[1] >= at}
+
+    def over(self, batch: Batch) -> prometheus.Querier:
+        days = self
+
+        class _Round:
+            def query(self, expr: str, *, at: float | None = None) -> list[prometheus.Sample]:
+                if at is None or at == batch.at:
+                    return batch.query(expr)
+                key = (expr, at)
+                if key not in days._answers:
+                    days.sent += 1
+                    days._answers[key] = batch.client.query(expr, at=at)
+                return days._answers[key]
+
+        return _Round()
 
 
 def _read(client: prometheus.Querier, queries: Sequence[sources.SpendQuery], *, at: float | None) -> dict[str, float]:

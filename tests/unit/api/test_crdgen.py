@@ -68,7 +68,7 @@ def test_status_subresource_and_printer_columns(manifests):
         "Spend/1d",
         "Age",
     ]
-    assert [c["name"] for c in rp["additionalPrinterColumns"] if c.get("priority")] == ["Realized"]
+    assert [c["name"] for c in rp["additionalPrinterColumns"] if c.get("priority")] == ["Realized", "Month-End"]
     qr = manifests["assay.dev_qualificationruns.yaml"]["spec"]["versions"][0]
     assert [c["name"] for c in qr["additionalPrinterColumns"] if not c.get("priority")] == [
         "Phase",

@@ -135,10 +135,17 @@ def test_one_batch_of_queries_reads_every_policy_route(fake_prometheus: FakeProm
         )
     policies = [policy(f"p{i}", route="support" if i % 2 else "faq") for i in range(40)]
     policies += [policy("quiet", route="unused"), policy("weights", kind="HTTPRoute")]
+    days = reading.PastDays()
     with prometheus.PrometheusClient(fake_prometheus.url, retry=FAST) as client:
-        outcomes, sent = handle_spend.read_round(client, policies, now=NOW, host="prom:9090")
-    assert sent == 6 and len(fake_prometheus.asked) == 6, "2 queries a window, whatever the number of policies"
-    assert {a["time"] for a in fake_prometheus.asked} == {f"{NOW.timestamp():.3f}"}
+        outcomes, sent = handle_spend.read_round(client, policies, now=NOW, host="prom:9090", days=days)
+        # 2 queries a window, whatever the number of policies; for the forecast, one per complete day of the month
+        # (3 on the 4th) and one for today so far.
+        assert sent == 6 + 3 + 1 and len(fake_prometheus.asked) == 10
+        midnights = {f"{datetime.datetime(2026, 12, day, tzinfo=datetime.UTC).timestamp():.3f}" for day in (2, 3, 4)}
+        assert {a["time"] for a in fake_prometheus.asked} == {f"{NOW.timestamp():.3f}"} | midnights
+        later = NOW + datetime.timedelta(minutes=1)
+        _, again = handle_spend.read_round(client, policies, now=later, host="prom:9090", days=days)
+    assert again == 6 + 1, "a complete day is read once: the next round asks only the windows and today"
     found = {body["metadata"]["name"]: outcome.readings for body, outcome in outcomes}
     assert "weights" not in found, "an HTTPRoute exports no spend assay can read"
     assert found["p1"] == readings((3.0, 30.0))
@@ -314,3 +321,40 @@ def test_admission_asks_for_the_window_placeholder_in_the_outcome_query():
         routepolicy.Outcome(name="resolved ticket", query="sum(tickets_resolved_total)")
     with pytest.raises(ValueError, match=r"name"):
         routepolicy.Outcome(name=" ticket\n", query=OUTCOME_QUERY)
+
+
+def test_the_month_end_forecast_and_the_money_left_on_the_table_are_in_status(fake_prometheus: FakePrometheus):
+    # The stand-in answers whatever the time: each complete day (Dec 1-3) spent 3.0 USD, today so far 1.5.
+    fake_prometheus.answer(litellm_query(SPEND, "1d"), vector(({"requested_model": "support"}, 3.0)))
+    fake_prometheus.answer(litellm_query(SPEND, "43200s"), vector(({"requested_model": "support"}, 1.5)))
+    for window in ("7d", "30d"):
+        fake_prometheus.answer(litellm_query(SPEND, window), vector(({"requested_model": "support"}, 10.5)))
+    qualified = {
+        "bestCandidate": "mini",
+        "candidates": [{"name": "mini", "phase": "Passed", "savingsPercent": 60.0}],
+    }
+    body = policy("support", **qualified)
+    with prometheus.PrometheusClient(fake_prometheus.url, retry=FAST) as client:
+        outcomes, _ = handle_spend.read_round(client, [body, policy("quiet")], now=NOW, host="prom:9090")
+    outcome = outcomes[0][1]
+    written = handle_spend.desired_status(body["status"], outcome, generation=1, now=NOW)
+    found = written["spend"]["forecast"]
+    # Spent 9 + 1.5; 27.5 days left at the daily mean of 3; no day-to-day spread, so a zero-width interval.
+    assert found["month"] == "2026-12" and found["method"] == "daily-mean-t" and found["daysObserved"] == 3
+    assert (found["spentUsd"], found["monthEndUsd"], found["lowUsd"], found["highUsd"]) == (10.5, 93.0, 93.0, 93.0)
+    assert found["leftOnTableUsd"] == 49.5, "60% of the 82.5 USD not yet spent"
+    assert found["display"] == "$93.00 ($93.00-$93.00), $49.50 left on the table"
+    promoted = {**qualified, "promotedCandidate": "mini"}
+    assert (
+        "leftOnTableUsd"
+        not in handle_spend.desired_status(promoted, outcome, generation=1, now=NOW)["spend"]["forecast"]
+    ), "nothing is left on the table once the candidate serves"
+
+
+def test_a_route_without_spend_this_month_forecasts_zero(fake_prometheus: FakePrometheus):
+    for window in figures.WINDOWS.values():
+        fake_prometheus.answer(litellm_query(SPEND, window), vector(({"requested_model": "support"}, 3.0)))
+    with prometheus.PrometheusClient(fake_prometheus.url, retry=FAST) as client:
+        outcomes, _ = handle_spend.read_round(client, [policy("quiet", route="unused")], now=NOW, host="prom:9090")
+    written = handle_spend.desired_status({}, outcomes[0][1], generation=1, now=NOW)
+    assert written["spend"]["forecast"]["monthEndUsd"] == 0.0
