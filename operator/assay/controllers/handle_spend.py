@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -85,6 +86,20 @@ def _reason(exc: prometheus.PrometheusError) -> str:
     return "PrometheusError"
 
 
+def _once(memo: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
+    """`compute()` once per key in a round: every policy of a source shares the per-route totals of one answer
+    (summing a 5,000-route answer again for each policy made a round quadratic). A failure is kept too."""
+    if key not in memo:
+        try:
+            memo[key] = compute()
+        except prometheus.PrometheusError as exc:
+            memo[key] = exc
+    found = memo[key]
+    if isinstance(found, prometheus.PrometheusError):
+        raise found
+    return found
+
+
 def read(
     batch: prometheus.Querier,
     source: sources.SpendSource,
@@ -93,16 +108,24 @@ def read(
     at: float,
     host: str,
     outcome_query: str | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> Outcome:
     """The route's spend and requests over each window, and with `outcome_query` (spec.outcome.query) its
     outcomes. A route without series among the others' spent nothing. Outcomes that cannot be read leave the
     spend standing and say why (outcome_problem)."""
     found: dict[str, figures.Reading] = {}
+    memo = {} if memo is None else memo
     try:
         for key, window in figures.WINDOWS.items():
-            usd = reading.spend(batch, source, window, at=at).get(route, 0.0)
-            counted = reading.requests(batch, source, window, at=at)
-            found[key] = figures.Reading(usd, None if counted is None else counted.get(route, 0.0))
+            usd = _once(
+                memo, ("spend", repr(source), window), functools.partial(reading.spend, batch, source, window, at=at)
+            )
+            counted = _once(
+                memo,
+                ("requests", repr(source), window),
+                functools.partial(reading.requests, batch, source, window, at=at),
+            )
+            found[key] = figures.Reading(usd.get(route, 0.0), None if counted is None else counted.get(route, 0.0))
     except prometheus.PrometheusError as exc:
         return Outcome(reason=_reason(exc), message=f"spend not read from Prometheus at {host}: {exc}")
     if outcome_query is None:
@@ -272,13 +295,14 @@ def read_round(
     days.forget_before(month_clock.month_start.timestamp())
     sent_before = days.sent
     months: dict[str, dict[str, forecast.Forecast] | None] = {}
+    totals: dict[Any, Any] = {}
     outcomes: list[tuple[Mapping[str, Any], Outcome]] = []
     for body in policies:
         source = source_of(body)
         if source is None:
             continue
         route = route_of(body)
-        found = read(batch, source, route, at=batch.at, host=host, outcome_query=outcome_query_of(body))
+        found = read(batch, source, route, at=batch.at, host=host, outcome_query=outcome_query_of(body), memo=totals)
         if found.readings is not None:
             key = repr(source)
             if key not in months:

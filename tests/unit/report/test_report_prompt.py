@@ -12,7 +12,7 @@ import re
 import pytest
 
 from assay.gateways import interface, litellm_config
-from assay.optimize import checkpoint, split
+from assay.optimize import checkpoint, driver, split
 from assay.report import cluster, content, render
 
 HOSTILE = (
@@ -274,7 +274,6 @@ def test_a_run_report_from_the_cluster_carries_its_spec_prompts(monkeypatch, pas
 
 
 def test_the_optimizers_own_variants_are_taken_as_they_are(passing_records, settings):
-    from assay.optimize import driver  # the optimize extra (gepa), installed with dev
     scored = driver.Variant(
         sha=checkpoint.prompt_sha(""),
         train_score=0.5,

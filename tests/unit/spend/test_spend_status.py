@@ -358,3 +358,24 @@ def test_a_route_without_spend_this_month_forecasts_zero(fake_prometheus: FakePr
         outcomes, _ = handle_spend.read_round(client, [policy("quiet", route="unused")], now=NOW, host="prom:9090")
     written = handle_spend.desired_status({}, outcomes[0][1], generation=1, now=NOW)
     assert written["spend"]["forecast"]["monthEndUsd"] == 0.0
+
+
+def test_a_round_sums_each_answer_once_whatever_the_number_of_policies(fake_prometheus: FakePrometheus, monkeypatch):
+    for window in figures.WINDOWS.values():
+        fake_prometheus.answer(litellm_query(SPEND, window), vector(({"requested_model": "support"}, 3.0)))
+    calls: list[str] = []
+    spend = reading.spend
+
+    def counting(*args: Any, **kwargs: Any) -> dict[str, float]:
+        if kwargs.get("at") == NOW.timestamp():  # not the forecast's past days (read once a source, too)
+            calls.append(args[2])
+        return spend(*args, **kwargs)
+
+    monkeypatch.setattr(reading, "spend", counting)
+    policies = [policy(f"p{i}", route="support") for i in range(40)]
+    with prometheus.PrometheusClient(fake_prometheus.url, retry=FAST) as client:
+        outcomes, _ = handle_spend.read_round(client, policies, now=NOW, host="prom:9090")
+    assert all(outcome.readings is not None and outcome.readings["day"].usd == 3.0 for _, outcome in outcomes)
+    windows = [window for window in calls if window in figures.WINDOWS.values()]
+    assert sorted(windows) == sorted(figures.WINDOWS.values()), "one sum per window for the 40 policies, not 40"
+    assert len(calls) == len(windows) + 1, "and one for today so far"
