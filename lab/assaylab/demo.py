@@ -396,8 +396,6 @@ def _run(*, samples: int, out: pathlib.Path, recorder_port: int, sampler: pathli
                 code = command.main(
                     [
                         *("--prometheus-url", prometheus.url, "-n", stack.namespace, "--window", "1d"),
-                        # LiteLLM labels every call tag_assay_watch "true" or "false" (custom_prometheus_tags).
-                        *("--match", "tag_assay_watch=false"),
                     ],
                     stdout=table,
                     stderr=errors,
@@ -405,8 +403,8 @@ def _run(*, samples: int, out: pathlib.Path, recorder_port: int, sampler: pathli
             for line in (table.getvalue() + errors.getvalue()).rstrip().splitlines():
                 n.say(line)
             n.say(
-                f"(exit {code}; the watch's own calls are left out by --match tag_assay_watch=false; the rows named "
-                "after model groups are the qualification Jobs' calls, which address the models, not the route)"
+                f"(exit {code}; the watch's own calls (tag assay-watch) are left out, as in status.spend; the rows "
+                "named after model groups are the qualification Jobs' calls, which address the models, not the route)"
             )
             n.say(_spend_line(stack.get("RoutePolicy", POLICY).get("status") or {}, "following the route again"))
             n.done("spend")

@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tenant-label", default="metadata.tenant", help="the same, for the tenant")
     parser.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE", help="only these series")
+    parser.add_argument(
+        "--include-assay-calls",
+        action="store_true",
+        help="LiteLLM: also count assay's own watch calls (tag assay-watch), which the operator's spend leaves out",
+    )
     parser.add_argument("--cut", type=float, default=pareto.DEFAULT_CUT, help="Pareto cut as a share (0.8)")
     parser.add_argument("--forecast", action="store_true", help="add the month-end forecast (one query per day)")
     parser.add_argument("-n", "--namespace", help="RoutePolicies of this namespace (default: the context's)")
@@ -68,7 +73,8 @@ def _source(args: argparse.Namespace) -> sources.SpendSource:
     matchers = dict(item.split("=", 1) for item in args.match)
     if args.source == "litellm":
         metadata = {"feature": args.feature_label, "tenant": args.tenant_label}
-        return sources.LiteLLMSource(metadata_labels=metadata, matchers=matchers)
+        exclude = {} if args.include_assay_calls else sources.EXCLUDE_ASSAY_CALLS
+        return sources.LiteLLMSource(metadata_labels=metadata, matchers=matchers, exclude=exclude)
     if args.source == "envoy-ai-gateway":
         return sources.EnvoyAIGatewaySource(prices=cost.default_prices(), matchers=matchers)
     return sources.PromQLSource(spend=args.promql, group_labels={dim: dim for dim in sources.DIMENSIONS})

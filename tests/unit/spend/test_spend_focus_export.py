@@ -11,8 +11,8 @@ from promstub import FakePrometheus, vector
 
 from assay.spend import command, focus, pareto
 
-SPEND = "sum by (requested_model) (increase(litellm_spend_metric_total[1d]))"
-REQUESTS = "sum by (requested_model) (increase(litellm_proxy_total_requests_metric_total[1d]))"
+SPEND = 'sum by (requested_model) (increase(litellm_spend_metric_total{tag_assay_watch!="true"}[1d]))'
+REQUESTS = 'sum by (requested_model) (increase(litellm_proxy_total_requests_metric_total{tag_assay_watch!="true"}[1d]))'
 # 2026-04-11 06:00 UTC
 APRIL_11 = 1775887200.0
 
@@ -55,7 +55,7 @@ def test_one_usage_row_per_route_with_the_window_as_the_charge_period(fake_prome
 
 
 def test_by_feature_the_group_is_a_tag_not_a_resource(fake_prometheus: FakePrometheus):
-    by_feature = "sum by (metadata_feature) (increase(litellm_spend_metric_total[1d]))"
+    by_feature = 'sum by (metadata_feature) (increase(litellm_spend_metric_total{tag_assay_watch!="true"}[1d]))'
     fake_prometheus.answer(by_feature, vector(({"metadata_feature": "chat"}, 3.0), ({}, 0.00000042)))
     code, rows, _ = export(fake_prometheus, "--by", "feature")
     chat, unlabelled = rows

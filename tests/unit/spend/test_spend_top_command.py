@@ -11,8 +11,10 @@ from promstub import FakePrometheus, vector
 
 from assay.spend import command
 
-SPEND = "sum by (requested_model) (increase(litellm_spend_metric_total[30d]))"
-REQUESTS = "sum by (requested_model) (increase(litellm_proxy_total_requests_metric_total[30d]))"
+SPEND = 'sum by (requested_model) (increase(litellm_spend_metric_total{tag_assay_watch!="true"}[30d]))'
+REQUESTS = (
+    'sum by (requested_model) (increase(litellm_proxy_total_requests_metric_total{tag_assay_watch!="true"}[30d]))'
+)
 # 2026-04-11 06:00 UTC: ten complete days of April.
 APRIL_11 = 1775887200.0
 
@@ -54,7 +56,7 @@ def test_top_as_json_for_scripts_with_the_month_end_forecast(fake_prometheus: Fa
 
 
 def test_top_by_feature_reads_the_litellm_metadata_label(fake_prometheus: FakePrometheus):
-    by_feature = "sum by (metadata_feature) (increase(litellm_spend_metric_total[7d]))"
+    by_feature = 'sum by (metadata_feature) (increase(litellm_spend_metric_total{tag_assay_watch!="true"}[7d]))'
     fake_prometheus.answer(by_feature, vector(({"metadata_feature": "chat"}, 3.0), ({}, 1.0)))
     code, out, _ = top(fake_prometheus, "--by", "feature", "--window", "7d")
     assert code == 0
