@@ -391,17 +391,16 @@ def _run(*, samples: int, out: pathlib.Path, recorder_port: int, sampler: pathli
             n.step("assay top: routes ranked by spend, from LiteLLM's metrics through Prometheus")
             from assay.spend import command
 
-            table, errors = io.StringIO(), io.StringIO()
+            table, errors, page = io.StringIO(), io.StringIO(), io.StringIO()
+            top_args = ["--prometheus-url", prometheus.url, "-n", stack.namespace, "--window", "1d"]
             with _environ(LOOPBACK_EGRESS):  # Prometheus listens on loopback here, as everything in the lab
-                code = command.main(
-                    [
-                        *("--prometheus-url", prometheus.url, "-n", stack.namespace, "--window", "1d"),
-                    ],
-                    stdout=table,
-                    stderr=errors,
-                )
+                code = command.main(top_args, stdout=table, stderr=errors)
+                command.main([*top_args, "--output", "html"], stdout=page, stderr=io.StringIO())
             for line in (table.getvalue() + errors.getvalue()).rstrip().splitlines():
                 n.say(line)
+            if page.getvalue():
+                (out / "spend.html").write_text(page.getvalue())
+                n.say(f"{out / 'spend.html'}: the same ranking as a page of the report")
             n.say(
                 f"(exit {code}; the watch's own calls (tag assay-watch) are left out, as in status.spend; the rows "
                 "named after model groups are the qualification Jobs' calls, which address the models, not the route)"

@@ -55,3 +55,5 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
         assert "ROUTE" in out and "SPEND 1d" in out and "assay-demo/support-summary" in out
         assert status["spend"]["day"]["usd"] > 0
         assert status["spend"]["realized"]["baselineCostPerRequestUsd"] > 0
+        page = (tmp_path / "demo" / "spend.html").read_text()
+        assert "<title>Spend by route</title>" in page and "support-summary" in page

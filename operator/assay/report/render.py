@@ -158,6 +158,21 @@ def _page(title: str, head: str, main: str, footer: str) -> str:
 """
 
 
+def spend_page(
+    title: str, summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]], *, cut_after: int, cut: str
+) -> str:
+    """`assay top --output html`: the spend ranking as a page a leader can read, with the Pareto cut drawn as a
+    row after the first `cut_after` rows (none when every row, or none, is above it)."""
+    shown = [list(row) for row in rows]
+    if 0 < cut_after < len(shown):
+        shown.insert(cut_after, ["", f"---- {cut} of spend above this line ----", *[""] * (len(headers) - 2)])
+    numeric = {i for i, h in enumerate(headers) if h.split(" ")[0] in {"#", "SPEND", "SHARE", "CUM", "REQUESTS"}}
+    table = _table(headers, shown, table_id="spend", numeric=numeric)
+    head = f'<p id="summary">{_e(summary)}</p>'
+    footer = "Read from the gateway's metrics through Prometheus by assay top (docs/spend.md)."
+    return _page(title, head, f"<section><h2>Ranked by spend</h2>{table}</section>", _e(footer))
+
+
 def _head(report: content.Report | content.WatchReport, warning: str) -> str:
     """Under the title: where the report is from, its verdict and reason, its message, and any warning."""
     return f"""<p class="source">{_e(report.source)}</p>

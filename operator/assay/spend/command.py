@@ -28,7 +28,7 @@ from assay.spend import focus, forecast, pareto, prometheus, reading, sources
 ENV_URL, ENV_TOKEN, ENV_TOKEN_FILE = prometheus.ENV_URL, prometheus.ENV_TOKEN, prometheus.ENV_TOKEN_FILE
 EXIT_OK, EXIT_FAILED = 0, 2
 SOURCES = ("litellm", "envoy-ai-gateway", "promql")
-OUTPUTS = ("table", "json", "focus")
+OUTPUTS = ("table", "json", "focus", "html")
 
 
 class OutcomeUnread(prometheus.PrometheusError):
@@ -64,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="RoutePolicies of every namespace")
     parser.add_argument("--no-cluster", action="store_true", help="do not read RoutePolicies")
     parser.add_argument(
-        "-o", "--output", choices=OUTPUTS, default="table", help="table, json, or focus (FinOps FOCUS 1.0 CSV)"
+        "-o",
+        "--output",
+        choices=OUTPUTS,
+        default="table",
+        help="table, json, focus (FinOps FOCUS 1.0 CSV) or html (a page for the report)",
     )
     return parser
 
@@ -159,9 +163,11 @@ def _cells(
     return cells
 
 
-def table(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
-    """The terminal table: ranked rows, a line under the Pareto cut, and a summary. The OUTCOMES and USD/OUTCOME
-    columns show when a route's policy has spec.outcome."""
+def _grid(
+    rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None
+) -> tuple[list[str], list[list[str]], int, str]:
+    """(headers, cells, rows above the Pareto cut, summary): what the table and the HTML page show. The OUTCOMES
+    and USD/OUTCOME columns show when a route's policy has spec.outcome."""
     outcomes = any(row.outcomes for row in rows)
     headers = ["#", by.upper(), f"SPEND {window}", "SHARE", "CUM", "REQUESTS", "USD/REQ"]
     if by == "route":
@@ -171,13 +177,28 @@ def table(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forec
     if forecasts is not None:
         headers += ["MONTH-END", "95% INTERVAL", "LEFT ON TABLE"]
     cells = [_cells(row, by, forecasts, outcomes=outcomes) for row in rows]
-    lines = plugin._table(headers, cells).split("\n")
     in_head = len(pareto.head(rows))
+    total = sum(row.usd for row in rows)
+    summary = f"{in_head} of {len(rows)} {by}s hold {cut:.0%} of {_usd(total)} spent over {window}"
+    return headers, cells, in_head, summary
+
+
+def table(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
+    """The terminal table: ranked rows, a line under the Pareto cut, and a summary."""
+    headers, cells, in_head, summary = _grid(rows, by=by, window=window, cut=cut, forecasts=forecasts)
+    lines = plugin._table(headers, cells).split("\n")
     if 0 < in_head < len(rows):
         lines.insert(in_head + 1, f"---- {cut:.0%} of spend above this line ----")
-    total = sum(row.usd for row in rows)
-    lines.append(f"\n{in_head} of {len(rows)} {by}s hold {cut:.0%} of {_usd(total)} spent over {window}")
+    lines.append(f"\n{summary}")
     return "\n".join(lines) + "\n"
+
+
+def as_html(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
+    """The same ranking as an HTML page (the report's style), e.g. `assay top -o html > out/spend.html`."""
+    from assay.report import render  # the report's page style (its plots are not needed here)
+
+    headers, cells, in_head, summary = _grid(rows, by=by, window=window, cut=cut, forecasts=forecasts)
+    return render.spend_page(f"Spend by {by}", summary, headers, cells, cut_after=in_head, cut=f"{cut:.0%}")
 
 
 def as_json(rows: Sequence[pareto.Row], *, by: str, window: str, cut: float, forecasts: Any = None) -> str:
@@ -265,6 +286,6 @@ def main(
     if args.output == "focus":
         out.write(focus.csv_text(rows, by=args.by, window=args.window, at=at, source=args.source))
         return EXIT_OK
-    render = as_json if args.output == "json" else table
-    out.write(render(rows, by=args.by, window=args.window, cut=args.cut, forecasts=forecasts))
+    writer = {"json": as_json, "html": as_html}.get(args.output, table)
+    out.write(writer(rows, by=args.by, window=args.window, cut=args.cut, forecasts=forecasts))
     return EXIT_OK

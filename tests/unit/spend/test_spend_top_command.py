@@ -209,3 +209,15 @@ def test_policies_sharing_an_outcome_query_are_read_once(
     (counted,) = json.loads(out)["rows"][0]["outcomes"]
     assert code == 0 and counted["policies"] == ["shop/a", "shop/b"] and counted["costPerOutcome"] == 3.0
     assert [a["query"] for a in fake_prometheus.asked].count("sum(increase(tickets_resolved_total[30d]))") == 1
+
+
+def test_top_as_an_html_page_escapes_route_names_and_draws_the_pareto_cut(fake_prometheus: FakePrometheus):
+    hostile = "<script>alert(1)</script>"
+    fake_prometheus.answer(SPEND, routes(("support", 70.0), (hostile, 20.0), ("faq", 10.0)))
+    fake_prometheus.answer(REQUESTS, routes(("support", 1000), (hostile, 10), ("faq", 100)))
+    code, out, err = top(fake_prometheus, "--output", "html")
+    assert (code, err) == (0, "")
+    assert out.startswith("<!DOCTYPE html>") and "<title>Spend by route</title>" in out
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert out.index("support") < out.index("80% of spend above this line") < out.index("faq")
+    assert "2 of 3 routes hold 80% of $100.00 spent over 30d" in out
