@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,9 @@ from assay.watch import drift, evidence, judging, state
 logger = logging.getLogger("assay.watch")
 KIND = "RoutePolicy"
 QUEUE_SIZE = 64
-WORKERS = 2
+# Samples judged at once (each waits on a baseline replay and the judge, so it is I/O, not CPU); one route's
+# samples are judged one at a time, so its daily caps are checked against every sample before it.
+WORKERS = int(os.environ.get("ASSAY_WATCH_WORKERS", "16"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Worker:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
+        self._routes: dict[tuple[str, str], asyncio.Lock] = {}
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name=f"assay-watch-{i}") for i in range(self._workers)]
@@ -141,8 +145,11 @@ class Worker:
         while True:
             sample = await self._queue.get()
             self._seq += 1
+            seq = self._seq
+            route = self._routes.setdefault((sample.namespace, sample.policy), asyncio.Lock())
             try:
-                await process(sample, seq=self._seq)
+                async with route:  # one route's samples in turn: its caps see each sample before the next
+                    await process(sample, seq=seq)
             except Exception as exc:
                 logger.warning("watch sample for %s/%s failed: %s", sample.namespace, sample.policy, type(exc).__name__)
             finally:
