@@ -202,9 +202,15 @@ def test_a_runaway_loop_trips_the_burn_rate_rule_and_the_operator_rolls_back(
     with Burst(stack) as burst:
         wait_for(lambda: _configured_model(stack) == BASELINE, timeout=120, interval=0.05, what="route restored")
         restored_at = time.monotonic()
+        # Read while the runaway still runs: once it stops, the alert resolves and the condition turns False.
+        rolled = wait_for(
+            lambda: (s := _status(stack, POLICY)).get("phase") == "RolledBack" and s,
+            timeout=30,
+            interval=0.05,
+            what="the rollback recorded in status",
+        )
     wait_for(lambda: _served_by(stack) == BASELINE, timeout=90, interval=0.2, what="LiteLLM serving the baseline")
 
-    rolled = _status(stack, POLICY)
     assert rolled["phase"] == "RolledBack" and rolled["activeRoute"]["model"] == BASELINE
     assert rolled["lastKnownGood"] == lkg, "the baseline snapshot is never rewritten"
     assert _condition(rolled, "RolledBack")["reason"] == "BudgetExceeded"
