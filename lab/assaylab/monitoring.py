@@ -13,6 +13,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -266,6 +267,23 @@ class Prometheus(_Server):
             f"--storage.tsdb.path={self.data_path}",
             f"--web.listen-address={self.address}",
         ]
+
+    def reload_rules(self, rule_groups: Sequence[Mapping[str, Any]], *, timeout_s: float = 30.0) -> None:
+        """Replace the rule file with `rule_groups` and SIGHUP Prometheus (its documented reload), then wait until
+        every group is loaded."""
+        self.rule_groups = [dict(group) for group in rule_groups]
+        self.rules_path.write_text(yaml.safe_dump({"groups": self.rule_groups}, sort_keys=False))
+        if self._process is None:
+            raise MonitoringStartError("prometheus is not running")
+        self._process.send_signal(signal.SIGHUP)
+        names = {str(group["name"]) for group in rule_groups}
+        deadline = time.monotonic() + timeout_s
+        while not names <= {group["name"] for group in self._api("rules")["groups"]}:
+            if time.monotonic() > deadline:
+                raise MonitoringQueryError(
+                    f"prometheus did not load the rule groups {sorted(names)} in {timeout_s:.0f} s"
+                )
+            time.sleep(0.2)
 
     def _api(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=dict(params or {}), timeout=10)

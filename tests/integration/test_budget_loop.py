@@ -10,14 +10,12 @@ Skipped when LiteLLM, Prometheus or Alertmanager is missing; under CI that fails
 from __future__ import annotations
 
 import concurrent.futures
-import signal
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client
 from test_drift_loop import (
     Monitoring,
@@ -106,20 +104,6 @@ def _cost_per_request(stack: local_stack.LocalStack, requests: int = 5) -> float
     return spent / requests
 
 
-def _load_rules(prometheus: monitoring.Prometheus, groups: list[dict]) -> None:
-    """Write the rule file and SIGHUP Prometheus (its documented reload), then wait until the groups are loaded."""
-    prometheus.rules_path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    process = prometheus._process
-    assert process is not None
-    process.send_signal(signal.SIGHUP)
-    names = {group["name"] for group in groups}
-    wait_for(
-        lambda: names <= {group["name"] for group in prometheus._api("rules")["groups"]},
-        timeout=30,
-        what="Prometheus loaded the budget rules",
-    )
-
-
 class Burst:
     """BURST_CLIENTS clients calling the route in a loop until stopped: a runaway agent."""
 
@@ -183,7 +167,7 @@ def test_a_runaway_loop_trips_the_burn_rate_rule_and_the_operator_rolls_back(
     # The rules exactly as `assay budget-rules` prints them for the applied policy.
     documents, errors = rules_command.render([stack.get("RoutePolicy", POLICY)], fmt="rules")
     assert errors == []
-    _load_rules(prometheus, documents[0]["groups"])
+    prometheus.reload_rules(documents[0]["groups"])
 
     client.CustomObjectsApi(stack.api).patch_namespaced_custom_object(
         local_stack.GROUP,

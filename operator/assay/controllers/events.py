@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from assay import kube
@@ -56,3 +56,9 @@ def normal(body: Mapping[str, Any], reason: str, message: str) -> None:
 
 def warning(body: Mapping[str, Any], reason: str, message: str) -> None:
     _post(body, "Warning", reason, message)
+
+
+def post_notices(body: Mapping[str, Any], notices: Iterable[Any]) -> None:
+    """Post the Events a pure module decided (objects with type "Normal" or "Warning", reason and message)."""
+    for notice in notices:
+        _post(body, "Warning" if notice.type == "Warning" else "Normal", notice.reason, notice.message)

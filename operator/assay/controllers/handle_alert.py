@@ -230,8 +230,7 @@ def act_on_budget(entry: BudgetMatch, *, wait_seconds: float = WAIT_SECONDS) -> 
                 resource_version=body["metadata"].get("resourceVersion"),
             )
         intent = state.pending.id if state.pending else None
-    for notice in applied.notices:
-        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
+    events.post_notices(body, applied.notices)
     if applied.action is not None:
         metrics.BUDGET_ACTIONS.labels(
             namespace=entry.namespace,

@@ -270,14 +270,9 @@ class _Recorder:
             self.current = desired
 
 
-def _post(body: Mapping[str, Any], notices: list[machine.Notice]) -> None:
-    for notice in notices:
-        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
-
-
 def _poster(body: Mapping[str, Any], notices: list[machine.Notice]) -> Callable[[], None] | None:
     """The sync's Events, posted by the writer once the location is free (None when there are none)."""
-    return functools.partial(_post, body, notices) if notices else None
+    return functools.partial(events.post_notices, body, notices) if notices else None
 
 
 def _kind(spec: routepolicy.RoutePolicySpec | None, state: machine.Status) -> str:

@@ -124,8 +124,7 @@ def reconcile(body: Mapping[str, Any], *, logger: Logger) -> None:
         _savings(desired, runs, namespace=namespace, name=name)
 
     written = status.write(KIND, namespace, name, current, desired, resource_version=meta.get("resourceVersion"))
-    for notice in planned.notices:
-        (events.warning if notice.type == "Warning" else events.normal)(body, notice.reason, notice.message)
+    events.post_notices(body, planned.notices)
     if written:
         logger.info("status: phase=%s ready=%s reason=%s", desired.get("phase"), ready[0], ready[1])
         if is_ready != was_ready:

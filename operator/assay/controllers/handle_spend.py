@@ -32,7 +32,6 @@ logger = logging.getLogger("assay.spend")
 KIND = "RoutePolicy"
 CONDITION = "SpendKnown"
 OUTCOME_CONDITION = "OutcomeKnown"
-LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
 CONFLICT_RETRIES = 3
 
 
@@ -62,7 +61,7 @@ def source_of(body: Mapping[str, Any]) -> sources.SpendSource | None:
     spend assay can read (HTTPRoute)."""
     spec = body.get("spec") or {}
     kind = (spec.get("gateway") or {}).get("kind")
-    if kind in LITELLM_KINDS:
+    if kind in sources.LITELLM_KINDS:
         return sources.LiteLLMSource(exclude=sources.EXCLUDE_ASSAY_CALLS)
     if kind == "EnvoyAIGatewayRoute":
         try:

@@ -34,7 +34,6 @@ ALERTS: Mapping[str, str] = {
     "burn-rate": "AssayBudgetBurnRate",
 }
 PROMETHEUS_RULE_API = ("monitoring.coreos.com", "v1", "prometheusrules")
-LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
 
 
 class Unsupported(ValueError):
@@ -71,7 +70,7 @@ def _envoy(
 def spend_expr(spec: routepolicy.RoutePolicySpec, *, fn: str, window: str, offset: str | None = None) -> str:
     """PromQL for the route's USD spend: `fn` is increase (USD over window) or rate (USD per second)."""
     route = spec.gateway.route or spec.prompt_type
-    if spec.gateway.kind in LITELLM_KINDS:
+    if spec.gateway.kind in sources.LITELLM_KINDS:
         return _litellm(route, fn, window, offset)
     if spec.gateway.kind == "EnvoyAIGatewayRoute":
         models = [spec.baseline.model, *(candidate.model for candidate in spec.candidates)]

@@ -28,6 +28,8 @@ from assay.spend import prometheus
 
 DIMENSIONS = ("route", "feature", "tenant")
 
+# The gateway kinds whose spend is LiteLLM's counters (the spend loop and the budget rules read them alike).
+LITELLM_KINDS = frozenset({"LiteLLMConfigMap", "LiteLLMAdminAPI"})
 LITELLM_SPEND = "litellm_spend_metric_total"
 LITELLM_REQUESTS = "litellm_proxy_total_requests_metric_total"
 LITELLM_ROUTE_LABEL = "requested_model"
